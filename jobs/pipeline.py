@@ -1,0 +1,334 @@
+"""Runs one job through its stages, in order, recording progress, messages and durations.
+
+Each stage is a function of the pipeline context. A ``JobError`` ends the job with the matrix
+message (or schedules a retry when it is transient); whatever happens, the staged plaintext and
+its key are destroyed when the job ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+
+from analysis.parser import (
+    NotSequenceFileError,
+    SequenceFileError,
+    open_decompressed,
+    sniff_format,
+)
+from analysis.report import SequenceReport, analyse
+from jobs import errors, services
+from jobs.models import Job, JobStatus
+from jobs.stages import ANALYSIS_PROGRESS_END, STAGE_BY_NAME, STAGES
+from security import keyring, staging, vault
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 1024 * 1024
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+class Outcome(Enum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRY = "retry"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class RunResult:
+    outcome: Outcome
+    retry_after: timedelta | None = None
+
+
+@dataclass
+class PipelineContext:
+    job: Job
+    data_key: bytes
+    started: datetime
+    plaintext_sha256: str | None = None
+    plaintext_length: int | None = None
+    report: SequenceReport | None = None
+    archive: vault.ArchiveInfo | None = None
+    recipients: list[keyring.Recipient] = field(default_factory=list)
+
+    def open_upload(self) -> BinaryIO:
+        return staging.StagingReader(Path(self.job.staging_path), self.data_key)
+
+
+# --- stages ------------------------------------------------------------------------------
+
+
+def stage_validation(context: PipelineContext) -> None:
+    """Read the staged upload once: its SHA-256 and length, the decompressed size against the
+    limit, gzip integrity, and that the content is FASTA/FASTQ."""
+    digest = hashlib.sha256()
+    length = 0
+
+    class HashingReader:
+        def __init__(self, source: BinaryIO) -> None:
+            self.source = source
+
+        def read(self, size: int = -1) -> bytes:
+            nonlocal length
+            chunk = self.source.read(size)
+            digest.update(chunk)
+            length += len(chunk)
+            return chunk
+
+        def readinto(self, buffer) -> int:
+            chunk = self.read(len(buffer))
+            buffer[: len(chunk)] = chunk
+            return len(chunk)
+
+    limit = settings.MEDGENOMICS_MAX_UPLOAD_BYTES
+    with context.open_upload() as upload:
+        decompressed = open_decompressed(HashingReader(upload))
+        head = decompressed.read(4096)
+        context.job.file_format = sniff_format(head)
+        size = len(head)
+        while chunk := decompressed.read(READ_SIZE):
+            size += len(chunk)
+            if size > limit:
+                raise errors.JobError(errors.FILE_TOO_LARGE)
+        while upload_rest := HashingReader(upload).read(READ_SIZE):  # bytes after gzip's end
+            del upload_rest
+    context.plaintext_sha256 = digest.hexdigest()
+    context.plaintext_length = length
+
+
+def stage_access(context: PipelineContext) -> None:
+    """The owner must still hold an active account when the job runs (an account disabled
+    between upload and processing must not get its file processed)."""
+    owner = context.job.owner
+    if not owner.is_active:
+        raise errors.JobError(
+            errors.ACCESS_DENIED, "the account that uploaded this file is disabled"
+        )
+
+
+def stage_analysis(context: PipelineContext) -> None:
+    job = context.job
+    start = STAGE_BY_NAME["analysis"].progress
+    span = ANALYSIS_PROGRESS_END - start
+    total = max(1, job.upload_size)
+    last_report = time.monotonic()
+
+    def on_progress(bytes_read: int) -> None:
+        nonlocal last_report
+        now = time.monotonic()
+        if now - last_report >= PROGRESS_INTERVAL_SECONDS:
+            last_report = now
+            services.job_report_progress(
+                job, progress=start + span * min(bytes_read, total) // total
+            )
+
+    with context.open_upload() as upload:
+        context.report = analyse(upload, k=3, on_progress=on_progress)
+
+
+def stage_vault(context: PipelineContext) -> None:
+    job = context.job
+    context.recipients = list(keyring.custodian_recipients()) + _owner_recipients(job)
+    settings.ARCHIVE_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    destination = settings.ARCHIVE_DIR / f"{job.job_id}.c4gh"
+    job.encrypted_path = str(destination)
+    try:
+        with context.open_upload() as upload:
+            info = vault.create_archive(
+                upload,
+                destination,
+                recipient_public_keys=[recipient.public_key for recipient in context.recipients],
+                zstd_level=settings.MEDGENOMICS_ZSTD_LEVEL,
+            )
+    except vault.VaultStorageError as exc:
+        raise errors.JobError(errors.STORAGE_FULL) from exc
+    except (vault.VaultEncryptionError, vault.ArchiveVerificationError) as exc:
+        raise errors.JobError(errors.ENCRYPTION_FAILED) from exc
+    if info.plaintext_sha256 != context.plaintext_sha256:
+        raise errors.JobError(errors.ENCRYPTION_FAILED, "archive does not match the upload")
+    context.archive = info
+
+
+def stage_deletion(context: PipelineContext) -> None:
+    """Runs inside ``services.job_complete``, which destroys the staged upload and its key and
+    signs the certificate in the same step that stores the results."""
+
+
+STAGE_FUNCTIONS: dict[str, Callable[[PipelineContext], None]] = {
+    "validation": stage_validation,
+    "access": stage_access,
+    "analysis": stage_analysis,
+    "vault": stage_vault,
+    "deletion": stage_deletion,
+}
+
+
+def _owner_recipients(job: Job) -> list[keyring.Recipient]:
+    from security.keys import crypt4gh_public_key_from_text
+
+    profile = getattr(job.owner, "profile", None)
+    if profile is None or not profile.crypt4gh_public_key.strip():
+        return []
+    return [keyring.Recipient("owner", crypt4gh_public_key_from_text(profile.crypt4gh_public_key))]
+
+
+# --- running -------------------------------------------------------------------------------
+
+
+def run_job(job_id) -> RunResult:
+    """Run (or re-run) a job once. Retries are the caller's: the thread pool or Celery."""
+    try:
+        job = Job.objects.select_related("owner").get(pk=job_id)
+    except Job.DoesNotExist:
+        return RunResult(Outcome.SKIPPED)
+    if job.status not in (JobStatus.VALIDATING, JobStatus.RETRYING, JobStatus.PROCESSING):
+        return RunResult(Outcome.SKIPPED)
+    job = services.job_begin_attempt(job_id=job.pk)
+    context = PipelineContext(job=job, data_key=b"", started=timezone.now())
+    try:
+        context.data_key = _unwrap(job)
+        for stage in STAGES:
+            run_stage(context, stage.name)
+        services.job_complete(
+            job=job,
+            fields=result_fields(context),
+            results=result_document(context),
+            plaintext_sha256=context.plaintext_sha256,
+            plaintext_length=context.plaintext_length,
+            archive_fingerprints=[recipient.fingerprint for recipient in context.recipients],
+            processing_started=context.started,
+        )
+        return RunResult(Outcome.COMPLETED)
+    except errors.JobError as error:
+        return _end_in_error(context, error)
+    except DatabaseError:
+        logger.exception("database failure", extra={"job_id": str(job.job_id)})
+        return _end_in_error(context, errors.JobError(errors.DATABASE_FAILED))
+    except Exception:
+        logger.exception("unexpected pipeline failure", extra={"job_id": str(job.job_id)})
+        return _end_in_error(context, errors.JobError(errors.ANALYSIS_FAILED))
+
+
+def run_stage(context: PipelineContext, stage_name: str) -> None:
+    info = STAGE_BY_NAME[stage_name]
+    implementation = STAGE_FUNCTIONS.get(stage_name)
+    if implementation is None:
+        return
+    job = context.job
+    services.job_enter_stage(
+        job, stage_name=stage_name, progress=info.progress, message=info.message
+    )
+    started = time.perf_counter()
+    try:
+        implementation(context)
+    except SequenceFileError as exc:
+        services.job_leave_stage(
+            job, stage_name=stage_name, status="failed", duration_ms=_ms(started)
+        )
+        kind = (
+            errors.NOT_SEQUENCE_FILE if isinstance(exc, NotSequenceFileError) else errors.MALFORMED
+        )
+        raise errors.JobError(kind, exc.detail) from exc
+    except staging.StagingIntegrityError as exc:
+        services.job_leave_stage(
+            job, stage_name=stage_name, status="failed", duration_ms=_ms(started)
+        )
+        raise errors.JobError(
+            errors.ENCRYPTION_FAILED, "the staged upload failed its integrity check"
+        ) from exc
+    except OSError as exc:
+        services.job_leave_stage(
+            job, stage_name=stage_name, status="failed", duration_ms=_ms(started)
+        )
+        raise errors.JobError(
+            errors.STORAGE_FULL, "the storage area could not be read or written"
+        ) from exc
+    except Exception:
+        services.job_leave_stage(
+            job, stage_name=stage_name, status="failed", duration_ms=_ms(started)
+        )
+        raise
+    services.job_leave_stage(job, stage_name=stage_name, status="done", duration_ms=_ms(started))
+
+
+def _unwrap(job: Job) -> bytes:
+    if not job.wrapped_key or not job.staging_path or not Path(job.staging_path).exists():
+        raise errors.JobError(errors.ENCRYPTION_FAILED, "the staged upload is no longer available")
+    return staging.unwrap_key(
+        keyring.staging_kek(), bytes(job.wrapped_key), context=str(job.job_id).encode()
+    )
+
+
+def _end_in_error(context: PipelineContext, error: errors.JobError) -> RunResult:
+    job = context.job
+    if not error.kind.permanent and job.attempts < services.MAX_ATTEMPTS:
+        try:
+            delay = services.job_schedule_retry(job=job, error=error)
+            return RunResult(Outcome.RETRY, retry_after=delay)
+        except DatabaseError:
+            logger.exception("could not record the retry", extra={"job_id": str(job.job_id)})
+            return RunResult(Outcome.RETRY, retry_after=timedelta(seconds=2 ** (job.attempts - 1)))
+    services.job_fail(
+        job=job,
+        error=error,
+        plaintext_sha256=context.plaintext_sha256,
+        plaintext_length=context.plaintext_length,
+    )
+    return RunResult(Outcome.FAILED)
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+def result_fields(context: PipelineContext) -> dict:
+    report = context.report
+    archive = context.archive
+    primary = context.recipients[0] if context.recipients else None
+    return {
+        "gc_content": report.gc_content,
+        "sequence_length": report.sequence_length,
+        "k_mer_count": report.k_mer_count,
+        "quality_score": report.quality_score,
+        "species": None,  # species model stage not run yet (analysis issue)
+        "markers": None,  # marker panel not run yet (analysis issue)
+        "security_score": None,  # security stages not run yet
+        "ids_passed": None,
+        "aml_passed": None,
+        "encryption_method": archive.method,
+        "encryption_key_hash": primary.fingerprint if primary else "",
+        "archive_size": archive.archive_size,
+        "compression_ratio": archive.compression_ratio,
+    }
+
+
+def result_document(context: PipelineContext) -> dict:
+    """Everything the job page and /api/result show beyond the schema's columns."""
+    return {
+        "analysis": context.report.to_dict(),
+        "archive": {
+            "method": context.archive.method,
+            "plaintext_length": context.archive.plaintext_length,
+            "archive_size": context.archive.archive_size,
+            "compression_ratio": context.archive.compression_ratio,
+            "recipients": [
+                {"label": recipient.label, "fingerprint": recipient.fingerprint}
+                for recipient in context.recipients
+            ],
+        },
+    }

@@ -1,0 +1,240 @@
+"""State-changing operations on jobs. Every status change goes through ``Job.transition_to``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs import errors
+from jobs.models import Job, JobStatus
+from jobs.notify import notify_job_changed
+from jobs.stages import STAGES, initial_stage_list
+from jobs.upload import StagedUpload
+from security import keyring, staging
+from security.certificates import archive_summary, certificate_issue, retention_deadline
+from security.signing import deletion_hash
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 4
+_FORMAT_SUFFIX = {"fasta": "fasta", "fastq": "fastq"}
+
+
+def job_create(*, owner, staged: StagedUpload, source_ip: str | None) -> Job:
+    """Create the job for a staged upload; the caller enqueues it after commit."""
+    now = timezone.now()
+    job_id = staged.job_id
+    suffix = _FORMAT_SUFFIX.get(staged.file_format or "", "seq")
+    pseudonym = f"upload-{keyring.pseudonymise(staged.name, purpose='filename')}.{suffix}"
+    job = Job.objects.create(
+        job_id=job_id,
+        owner=owner,
+        filename=pseudonym,
+        original_filename_sealed=keyring.seal_text(staged.name, context=str(job_id)),
+        received=now,
+        status=JobStatus.VALIDATING,
+        progress=STAGES[0].progress,
+        message=STAGES[0].message,
+        file_format=staged.file_format or "",
+        upload_size=staged.size,
+        staging_path=str(staged.staging_path),
+        wrapped_key=staged.wrapped_key,
+        stages=initial_stage_list(),
+        source_ip=source_ip,
+    )
+    logger.info("job created", extra={"job_id": str(job_id), "upload_bytes": staged.size})
+    return job
+
+
+def job_original_filename(job: Job) -> str:
+    """The real file name, for its owner's eyes only."""
+    if not job.original_filename_sealed:
+        return job.filename
+    return keyring.open_text(job.original_filename_sealed, context=str(job.job_id))
+
+
+def job_begin_attempt(*, job_id) -> Job:
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_id)
+        if job.status == JobStatus.RETRYING:
+            job.transition_to(JobStatus.PROCESSING)
+        job.attempts += 1
+        job.heartbeat = timezone.now()
+        job.error_message = ""
+        job.error_detail = ""
+        job.stages = initial_stage_list()
+        job.save()
+    notify_job_changed(job)
+    return job
+
+
+def job_enter_stage(job: Job, *, stage_name: str, progress: int, message: str) -> None:
+    if stage_name != "validation" and job.status == JobStatus.VALIDATING:
+        job.transition_to(JobStatus.PROCESSING)
+    _set_stage(job, stage_name, status="running")
+    job.progress = progress
+    job.message = message
+    job.heartbeat = timezone.now()
+    job.save(update_fields=["status", "progress", "message", "heartbeat", "stages", "updated_at"])
+    notify_job_changed(job)
+
+
+def job_report_progress(job: Job, *, progress: int) -> None:
+    if progress == job.progress:
+        return
+    job.progress = progress
+    job.heartbeat = timezone.now()
+    job.save(update_fields=["progress", "heartbeat", "updated_at"])
+    notify_job_changed(job)
+
+
+def job_leave_stage(job: Job, *, stage_name: str, status: str, duration_ms: int | None) -> None:
+    _set_stage(job, stage_name, status=status, duration_ms=duration_ms)
+    job.save(update_fields=["stages", "updated_at"])
+
+
+def _set_stage(job: Job, stage_name: str, **changes) -> None:
+    stages = [dict(entry) for entry in job.stages]
+    for entry in stages:
+        if entry["name"] == stage_name:
+            entry.update(changes)
+    job.stages = stages
+
+
+def job_complete(
+    *,
+    job: Job,
+    fields: dict,
+    results: dict,
+    plaintext_sha256: str,
+    plaintext_length: int,
+    archive_fingerprints: list[str],
+    processing_started: datetime,
+) -> Job:
+    """Destroy the staged plaintext, then store results and the signed certificate at once."""
+    _destroy_staging(job)
+    deleted_at = timezone.now()
+    with transaction.atomic():
+        for name, value in fields.items():
+            setattr(job, name, value)
+        job.transition_to(JobStatus.COMPLETED)
+        job.completed = deleted_at
+        job.archive_expires = retention_deadline(deleted_at)
+        job.file_sha256 = plaintext_sha256
+        job.deletion_timestamp = deleted_at
+        job.deletion_hash = deletion_hash(str(job.job_id), plaintext_sha256, deleted_at)
+        job.progress = 100
+        job.message = "Completed"
+        job.processing_time_ms = int((deleted_at - processing_started).total_seconds() * 1000)
+        job.results = results
+        job.wrapped_key = None
+        job.staging_path = ""
+        job.save()
+        certificate_issue(
+            job=job,
+            plaintext_sha256=plaintext_sha256,
+            plaintext_length=plaintext_length,
+            deletion_timestamp=deleted_at,
+            deletion_hash=job.deletion_hash,
+            archive=archive_summary(
+                method=job.encryption_method,
+                fingerprints=archive_fingerprints,
+                retained_until=job.archive_expires,
+            ),
+        )
+    logger.info("job completed", extra={"job_id": str(job.job_id)})
+    notify_job_changed(job)
+    return job
+
+
+def job_fail(
+    *, job: Job, error: errors.JobError, plaintext_sha256: str | None, plaintext_length: int | None
+) -> Job:
+    """End a job for good: no plaintext, no staging key and no archive outlive it."""
+    _destroy_staging(job)
+    _destroy_archive(job)
+    deleted_at = timezone.now()
+    with transaction.atomic():
+        job.refresh_from_db(fields=["status"])
+        job.transition_to(JobStatus.FAILED)
+        job.error_message = error.kind.message
+        job.error_detail = (error.detail or "")[:500]
+        job.error_status_code = error.kind.status
+        job.message = error.kind.message
+        job.completed = deleted_at
+        job.wrapped_key = None
+        job.staging_path = ""
+        job.encrypted_path = ""
+        job.deletion_timestamp = deleted_at
+        if plaintext_sha256:
+            job.file_sha256 = plaintext_sha256
+            job.deletion_hash = deletion_hash(str(job.job_id), plaintext_sha256, deleted_at)
+        job.save()
+        if plaintext_sha256:
+            certificate_issue(
+                job=job,
+                plaintext_sha256=plaintext_sha256,
+                plaintext_length=plaintext_length,
+                deletion_timestamp=deleted_at,
+                deletion_hash=job.deletion_hash,
+                archive=None,
+            )
+    logger.info(
+        "job failed",
+        extra={"job_id": str(job.job_id), "error": error.kind.code, "status": error.kind.status},
+    )
+    notify_job_changed(job)
+    return job
+
+
+def job_schedule_retry(*, job: Job, error: errors.JobError) -> timedelta:
+    """Record a transient failure; the caller runs the job again after the returned delay."""
+    with transaction.atomic():
+        job.refresh_from_db(fields=["status", "attempts"])
+        job.transition_to(JobStatus.RETRYING)
+        job.message = f"Retrying after a temporary problem ({error.kind.message})"
+        job.save(update_fields=["status", "message", "updated_at"])
+    delay = timedelta(seconds=2 ** (job.attempts - 1))
+    logger.warning(
+        "job will retry",
+        extra={"job_id": str(job.job_id), "attempt": job.attempts, "error": error.kind.code},
+    )
+    notify_job_changed(job)
+    return delay
+
+
+def _destroy_staging(job: Job) -> None:
+    if job.staging_path:
+        staging.destroy(job.staging_path)
+
+
+def _destroy_archive(job: Job) -> None:
+    if job.encrypted_path:
+        staging.destroy(job.encrypted_path)
+
+
+def job_submit(*, owner, staged: StagedUpload, source_ip: str | None) -> Job:
+    """Accept a staged upload as a job and start it after commit, or refuse it with the
+    matrix error (the staged ciphertext is destroyed then)."""
+    from django.conf import settings
+
+    from jobs.runner import enqueue
+    from jobs.selectors import recent_upload_count
+
+    try:
+        if staged.problem is not None:
+            raise errors.JobError(staged.problem.kind, staged.problem.detail)
+        if recent_upload_count(owner, window=timedelta(minutes=1)) >= (
+            settings.MEDGENOMICS_UPLOADS_PER_MINUTE
+        ):
+            raise errors.JobError(errors.TOO_MANY_UPLOADS)
+        with transaction.atomic():
+            job = job_create(owner=owner, staged=staged, source_ip=source_ip)
+            enqueue(job.job_id)
+    except BaseException:
+        staged.discard()
+        raise
+    return job

@@ -1,0 +1,12 @@
+"""Test settings: the real settings, pointed at a throw-away data directory."""
+
+import os
+import tempfile
+
+os.environ.setdefault("MEDGENOMICS_DATA_DIR", tempfile.mkdtemp(prefix="medgenomics-test-"))
+os.environ.setdefault("MEDGENOMICS_TESTING", "1")
+
+from medgenomics.settings import *  # noqa: E402, F403
+
+# Fast password hashing: the tests create many users.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
