@@ -22,8 +22,9 @@ migrate: install
 
 # uvicorn, not Daphne: it streams request bodies to the app (see README, "Why uvicorn").
 run: migrate
-	$(BIN)/python manage.py ensure_admin
-	$(BIN)/uvicorn medgenomics.asgi:application --host $(HOST) --port $(PORT) --ws websockets
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
+	$(BIN)/uvicorn medgenomics.asgi:application --host $(HOST) --port $(PORT) --ws websockets-sansio
 
 lint: install
 	$(BIN)/ruff check .

@@ -279,7 +279,12 @@ def _end_in_error(context: PipelineContext, error: errors.JobError) -> RunResult
             return RunResult(Outcome.RETRY, retry_after=delay)
         except DatabaseError:
             logger.exception("could not record the retry", extra={"job_id": str(job.job_id)})
-            return RunResult(Outcome.RETRY, retry_after=timedelta(seconds=2 ** (job.attempts - 1)))
+            return RunResult(
+                Outcome.RETRY,
+                retry_after=timedelta(
+                    seconds=settings.MEDGENOMICS_RETRY_BASE_SECONDS * 2 ** (job.attempts - 1)
+                ),
+            )
     services.job_fail(
         job=job,
         error=error,

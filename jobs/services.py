@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -197,7 +198,8 @@ def job_schedule_retry(*, job: Job, error: errors.JobError) -> timedelta:
         job.transition_to(JobStatus.RETRYING)
         job.message = f"Retrying after a temporary problem ({error.kind.message})"
         job.save(update_fields=["status", "message", "updated_at"])
-    delay = timedelta(seconds=2 ** (job.attempts - 1))
+    # 1 s, 2 s, 4 s (DESIGN.md); the base is a setting so tests need not sleep for real.
+    delay = timedelta(seconds=settings.MEDGENOMICS_RETRY_BASE_SECONDS * 2 ** (job.attempts - 1))
     logger.warning(
         "job will retry",
         extra={"job_id": str(job.job_id), "attempt": job.attempts, "error": error.kind.code},
@@ -219,8 +221,6 @@ def _destroy_archive(job: Job) -> None:
 def job_submit(*, owner, staged: StagedUpload, source_ip: str | None) -> Job:
     """Accept a staged upload as a job and start it after commit, or refuse it with the
     matrix error (the staged ciphertext is destroyed then)."""
-    from django.conf import settings
-
     from jobs.runner import enqueue
     from jobs.selectors import recent_upload_count
 

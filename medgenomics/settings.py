@@ -160,6 +160,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 MEDGENOMICS_JOB_RUNNER = env("MEDGENOMICS_JOB_RUNNER") or ("celery" if REDIS_URL else "thread")
 MEDGENOMICS_WORKER_THREADS = env_int("MEDGENOMICS_WORKER_THREADS", 2)
+# Transient failures retry after base, 2*base and 4*base seconds (four attempts in all).
+MEDGENOMICS_RETRY_BASE_SECONDS = float(env("MEDGENOMICS_RETRY_BASE_SECONDS") or 1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

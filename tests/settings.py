@@ -10,3 +10,6 @@ from medgenomics.settings import *  # noqa: E402, F403
 
 # Fast password hashing: the tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Static files are served from the finders in tests; no collectstatic output to look for.
+STATIC_ROOT = None

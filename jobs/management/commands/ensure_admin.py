@@ -15,8 +15,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--username", default="admin")
+        parser.add_argument(
+            "--url", default="http://127.0.0.1:8000/", help="where the site is served"
+        )
 
-    def handle(self, *args, username: str, **options) -> None:
+    def handle(self, *args, username: str, url: str, **options) -> None:
         User = get_user_model()
         if User.objects.exists():
             return
@@ -27,5 +30,5 @@ class Command(BaseCommand):
         self.stdout.write(
             f"\n{banner}\n  First run: created the administrator account\n"
             f"    user name: {username}\n    one-time password: {password}\n"
-            f"  Log in at http://127.0.0.1:8000/ and choose your own password.\n{banner}\n"
+            f"  Log in at {url} and choose your own password.\n{banner}\n"
         )
