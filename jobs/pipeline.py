@@ -24,6 +24,7 @@ from django.utils import timezone
 from analysis.parser import (
     NotSequenceFileError,
     SequenceFileError,
+    iter_records,
     open_decompressed,
     sniff_format,
 )
@@ -31,11 +32,17 @@ from analysis.report import SequenceReport, analyse
 from jobs import errors, services
 from jobs.models import Job, JobStatus
 from jobs.stages import ANALYSIS_PROGRESS_END, STAGE_BY_NAME, STAGES
-from security import keyring, staging, vault
+from security import ids, keyring, staging, vault
+from security.events import address_is_blocked, events_record
+from security.policy import LoadedPolicy, policy_active, policy_load
 
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 1024 * 1024
+# Record pseudonyms kept in the results (all records are pseudonymised; the list is capped).
+RECORD_PSEUDONYMS_KEPT = 1000
+# Findings named in the job's error detail (all of them are security events).
+FINDINGS_IN_DETAIL = 5
 PROGRESS_INTERVAL_SECONDS = 0.5
 
 
@@ -60,6 +67,9 @@ class PipelineContext:
     plaintext_sha256: str | None = None
     plaintext_length: int | None = None
     report: SequenceReport | None = None
+    policy: LoadedPolicy | None = None
+    ids_report: ids.IdsReport | None = None
+    privacy: dict | None = None
     archive: vault.ArchiveInfo | None = None
     recipients: list[keyring.Recipient] = field(default_factory=list)
 
@@ -108,14 +118,71 @@ def stage_validation(context: PipelineContext) -> None:
     context.plaintext_length = length
 
 
+def stage_policy(context: PipelineContext) -> None:
+    policy = policy_active()
+    context.policy = policy_load(policy)
+    context.job.policy_version = policy.version
+
+
 def stage_access(context: PipelineContext) -> None:
-    """The owner must still hold an active account when the job runs (an account disabled
-    between upload and processing must not get its file processed)."""
-    owner = context.job.owner
-    if not owner.is_active:
+    """Authentication, rate limit and blocklist were enforced before the upload was read; they
+    are checked again here because time passes between upload and processing: an account
+    disabled, or an address blocked, in between must not get its file processed."""
+    job = context.job
+    if not job.owner.is_active:
         raise errors.JobError(
             errors.ACCESS_DENIED, "the account that uploaded this file is disabled"
         )
+    if address_is_blocked(job.source_ip):
+        raise errors.JobError(errors.ACCESS_DENIED, "the address this file came from is blocked")
+
+
+def stage_ids(context: PipelineContext) -> None:
+    job = context.job
+    with context.open_upload() as upload:
+        report = ids.scan(open_decompressed(upload), limits=context.policy.ids)
+    context.ids_report = report
+    job.ids_passed = report.passed
+    if report.passed:
+        return
+    events_record(
+        findings=report.findings,
+        stage="ids",
+        source_ip=job.source_ip,
+        user=job.owner,
+        job=job,
+        blocking=context.policy.blocking,
+    )
+    named = "; ".join(
+        f"{finding.threat_type} ({finding.pattern}) in record {finding.record}, line {finding.line}"
+        if finding.record
+        else f"{finding.threat_type} ({finding.pattern}) at line {finding.line}"
+        for finding in report.findings[:FINDINGS_IN_DETAIL]
+    )
+    more = len(report.findings) - FINDINGS_IN_DETAIL
+    raise errors.JobError(errors.IDS_THREAT, named + (f"; and {more} more" if more > 0 else ""))
+
+
+def stage_privacy(context: PipelineContext) -> None:
+    """Replace every record identifier by a keyed pseudonym (HMAC with the server secret).
+
+    Nothing downstream stores a header: results name records by number and pseudonym only, and
+    the file name was pseudonymised at upload (the real one is kept encrypted for its owner).
+    """
+    pseudonyms = []
+    count = 0
+    with context.open_upload() as upload:
+        for record in iter_records(open_decompressed(upload)):
+            count += 1
+            pseudonym = keyring.pseudonymise(record.identifier, purpose="record")
+            if len(pseudonyms) < RECORD_PSEUDONYMS_KEPT:
+                pseudonyms.append({"record": record.number, "pseudonym": pseudonym})
+    context.privacy = {
+        "filename": context.job.filename,
+        "records_pseudonymised": count,
+        "record_pseudonyms": pseudonyms,
+        "method": "HMAC-SHA256 with the deployment's pseudonym secret, first 80 bits",
+    }
 
 
 def stage_analysis(context: PipelineContext) -> None:
@@ -168,7 +235,10 @@ def stage_deletion(context: PipelineContext) -> None:
 
 STAGE_FUNCTIONS: dict[str, Callable[[PipelineContext], None]] = {
     "validation": stage_validation,
+    "policy": stage_policy,
     "access": stage_access,
+    "ids": stage_ids,
+    "privacy": stage_privacy,
     "analysis": stage_analysis,
     "vault": stage_vault,
     "deletion": stage_deletion,
@@ -313,8 +383,9 @@ def result_fields(context: PipelineContext) -> dict:
         "species": None,  # species model stage not run yet (analysis issue)
         "markers": None,  # marker panel not run yet (analysis issue)
         "security_score": None,  # security stages not run yet
-        "ids_passed": None,
+        "ids_passed": context.ids_report.passed,
         "aml_passed": None,
+        "policy_version": context.policy.version,
         "encryption_method": archive.method,
         "encryption_key_hash": primary.fingerprint if primary else "",
         "archive_size": archive.archive_size,
@@ -326,6 +397,8 @@ def result_document(context: PipelineContext) -> dict:
     """Everything the job page and /api/result show beyond the schema's columns."""
     return {
         "analysis": context.report.to_dict(),
+        "ids": context.ids_report.to_dict(),
+        "privacy": context.privacy,
         "archive": {
             "method": context.archive.method,
             "plaintext_length": context.archive.plaintext_length,

@@ -18,10 +18,10 @@ class StageInfo:
 
 STAGES: tuple[StageInfo, ...] = (
     StageInfo("validation", "Validation", 5, "Checking file"),
-    StageInfo("policy", "Security policy", 10, "Loading security policy", implemented=False),
+    StageInfo("policy", "Security policy", 10, "Loading security policy"),
     StageInfo("access", "Access control", 15, "Checking access"),
-    StageInfo("ids", "Intrusion detection", 25, "Scanning for threats", implemented=False),
-    StageInfo("privacy", "Privacy", 35, "Protecting identifiers", implemented=False),
+    StageInfo("ids", "Intrusion detection", 25, "Scanning for threats"),
+    StageInfo("privacy", "Privacy", 35, "Protecting identifiers"),
     StageInfo(
         "aml", "Adversarial input check", 45, "Checking for adversarial input", implemented=False
     ),

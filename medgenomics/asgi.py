@@ -17,6 +17,7 @@ import django  # noqa: E402
 django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.db import database_sync_to_async  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -25,6 +26,8 @@ from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
 from jobs import errors  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
+from security.events import address_is_blocked  # noqa: E402
+from security.metrics import BLOCKED_REQUESTS  # noqa: E402
 from security.spool import EncryptedSpool  # noqa: E402
 
 
@@ -47,7 +50,7 @@ class PlaintextFreeASGIHandler(ASGIHandler):
 
 
 class UploadGuard:
-    """Refuses an over-limit body before Django reads it.
+    """Refuses a blocked address (403) and an over-limit body before Django reads anything.
 
     A declared ``Content-Length`` above the limit (plus room for the multipart envelope) is
     answered at once, unread. A body that grows past it while streaming (chunked transfer, or a
@@ -59,7 +62,14 @@ class UploadGuard:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        client = scope.get("client") or (None, None)
+        if await database_sync_to_async(address_is_blocked)(client[0]):
+            BLOCKED_REQUESTS.inc()
+            return await _send_error(send, errors.ACCESS_DENIED, close=True)
+        scope["medgenomics.address_checked"] = True
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         max_body = settings.MEDGENOMICS_MAX_UPLOAD_BYTES + settings.MEDGENOMICS_MULTIPART_ALLOWANCE
         declared = _content_length(scope)

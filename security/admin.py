@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from security.models import DeletionCertificate
+from security.models import BlockedAddress, DeletionCertificate, SecurityEvent, SecurityPolicy
 
 
 @admin.register(DeletionCertificate)
@@ -16,8 +16,35 @@ class DeletionCertificateAdmin(admin.ModelAdmin):
         "issued_at",
     )
 
+    # A signed document is never edited or made by hand.
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(SecurityEvent)
+class SecurityEventAdmin(admin.ModelAdmin):
+    list_display = ("occurred_at", "threat_type", "pattern", "stage", "source_ip", "user", "job")
+    list_filter = ("threat_type", "stage", "occurred_at")
+    search_fields = ("source_ip", "job__job_id", "threat_type")
+    date_hierarchy = "occurred_at"
+    readonly_fields = [field.name for field in SecurityEvent._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(BlockedAddress)
+class BlockedAddressAdmin(admin.ModelAdmin):
+    list_display = ("address", "reason", "blocked_at", "expires_at")
+    search_fields = ("address",)
+    list_filter = ("expires_at",)
+
+
+@admin.register(SecurityPolicy)
+class SecurityPolicyAdmin(admin.ModelAdmin):
+    list_display = ("version", "active", "source", "created_at")
+    list_filter = ("active", "source")
+    readonly_fields = ("created_at",)

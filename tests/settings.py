@@ -13,3 +13,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 # Static files are served from the finders in tests; no collectstatic output to look for.
 STATIC_ROOT = None
+
+# A file, not SQLite's shared-cache memory database: worker threads then get WAL and the busy
+# timeout, as in production, instead of shared-cache table locks that fail at once.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {
+        "NAME": os.path.join(os.environ["MEDGENOMICS_DATA_DIR"], "test.sqlite3")
+    }  # noqa: F405
