@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from analysis.parser import (
@@ -265,7 +265,10 @@ def run_job(job_id) -> RunResult:
         return RunResult(Outcome.SKIPPED)
     if job.status not in (JobStatus.VALIDATING, JobStatus.RETRYING, JobStatus.PROCESSING):
         return RunResult(Outcome.SKIPPED)
-    job = services.job_begin_attempt(job_id=job.pk)
+    try:
+        job = services.job_begin_attempt(job_id=job.pk)
+    except services.JobSuperseded:
+        return RunResult(Outcome.SKIPPED)
     context = PipelineContext(job=job, data_key=b"", started=timezone.now())
     try:
         context.data_key = _unwrap(job)
@@ -281,10 +284,14 @@ def run_job(job_id) -> RunResult:
             processing_started=context.started,
         )
         return RunResult(Outcome.COMPLETED)
+    except services.JobSuperseded:
+        logger.warning("attempt superseded; stopping", extra={"job_id": str(job.job_id)})
+        return RunResult(Outcome.SKIPPED)
     except errors.JobError as error:
         return _end_in_error(context, error)
     except DatabaseError:
         logger.exception("database failure", extra={"job_id": str(job.job_id)})
+        connection.close()  # the next query opens a fresh connection
         return _end_in_error(context, errors.JobError(errors.DATABASE_FAILED))
     except Exception:
         logger.exception("unexpected pipeline failure", extra={"job_id": str(job.job_id)})
@@ -343,25 +350,39 @@ def _unwrap(job: Job) -> bytes:
 
 def _end_in_error(context: PipelineContext, error: errors.JobError) -> RunResult:
     job = context.job
-    if not error.kind.permanent and job.attempts < services.MAX_ATTEMPTS:
-        try:
-            delay = services.job_schedule_retry(job=job, error=error)
+    try:
+        if not error.kind.permanent and job.attempts < services.MAX_ATTEMPTS:
+            delay = _with_reconnect(lambda: services.job_schedule_retry(job=job, error=error))
             return RunResult(Outcome.RETRY, retry_after=delay)
-        except DatabaseError:
-            logger.exception("could not record the retry", extra={"job_id": str(job.job_id)})
-            return RunResult(
-                Outcome.RETRY,
-                retry_after=timedelta(
-                    seconds=settings.MEDGENOMICS_RETRY_BASE_SECONDS * 2 ** (job.attempts - 1)
-                ),
+        _with_reconnect(
+            lambda: services.job_fail(
+                job=job,
+                error=error,
+                plaintext_sha256=context.plaintext_sha256,
+                plaintext_length=context.plaintext_length,
             )
-    services.job_fail(
-        job=job,
-        error=error,
-        plaintext_sha256=context.plaintext_sha256,
-        plaintext_length=context.plaintext_length,
-    )
+        )
+    except services.JobSuperseded:
+        return RunResult(Outcome.SKIPPED)
+    except DatabaseError:
+        # The database stayed away: the job keeps its staged upload and its stale heartbeat
+        # brings it back through the recovery sweep.
+        logger.exception("could not record the outcome", extra={"job_id": str(job.job_id)})
+        return RunResult(Outcome.SKIPPED)
     return RunResult(Outcome.FAILED)
+
+
+def _with_reconnect(action, *, tries: int = 6, pause: float = 0.5):
+    """Run a database write, reconnecting through a short outage (about 3 s)."""
+    for attempt in range(tries):
+        try:
+            return action()
+        except DatabaseError:
+            if attempt == tries - 1:
+                raise
+            connection.close()
+            time.sleep(pause)
+    raise AssertionError("unreachable")
 
 
 def _ms(started: float) -> int:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -62,3 +63,29 @@ def enqueue(job_id) -> None:
         return  # the caller runs it (`manage.py process`)
     else:
         transaction.on_commit(lambda: _thread_pool().submit(_run_in_thread, job_id))
+
+
+_sweeper_started = False
+
+
+def start_embedded_workers() -> None:
+    """At server start-up in the embedded mode: recover the previous process's unfinished jobs
+    at once (no other process can be running them), then sweep for stale ones periodically."""
+    global _sweeper_started
+    if settings.MEDGENOMICS_JOB_RUNNER != "thread" or _sweeper_started:
+        return
+    _sweeper_started = True
+    from jobs.recovery import jobs_recover_stale
+
+    jobs_recover_stale(running_after=timedelta(0), queued_after=timedelta(0))
+
+    def sweep_forever() -> None:
+        while True:
+            time.sleep(settings.MEDGENOMICS_SWEEP_INTERVAL_SECONDS)
+            try:
+                close_old_connections()
+                jobs_recover_stale()
+            except Exception:
+                logger.exception("stale-job sweep failed")
+
+    threading.Thread(target=sweep_forever, name="stale-job-sweeper", daemon=True).start()

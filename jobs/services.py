@@ -57,9 +57,23 @@ def job_original_filename(job: Job) -> str:
     return keyring.open_text(job.original_filename_sealed, context=str(job.job_id))
 
 
+class JobSuperseded(Exception):
+    """This attempt no longer owns the job: a recovery sweep handed it to another attempt (the
+    worker was thought dead), or another worker already started it. The attempt stops quietly
+    and touches nothing: the staged upload belongs to the new attempt."""
+
+
+ACTIVE_STATUSES = (JobStatus.VALIDATING, JobStatus.PROCESSING)
+
+
 def job_begin_attempt(*, job_id) -> Job:
+    """Claim the job for a new attempt. A job still waiting for its first run, or one waiting to
+    be retried, can be claimed; anything else (running elsewhere, or finished) cannot."""
     with transaction.atomic():
-        job = Job.objects.select_for_update().get(pk=job_id)
+        job = Job.objects.select_for_update().select_related("owner").get(pk=job_id)
+        first_run = job.status == JobStatus.VALIDATING and job.attempts == 0
+        if not first_run and job.status != JobStatus.RETRYING:
+            raise JobSuperseded(job_id)
         if job.status == JobStatus.RETRYING:
             job.transition_to(JobStatus.PROCESSING)
         job.attempts += 1
@@ -72,14 +86,23 @@ def job_begin_attempt(*, job_id) -> Job:
     return job
 
 
+def _save_attempt(job: Job, *fields: str) -> None:
+    """Save ``fields`` only if this attempt still owns the job (see JobSuperseded)."""
+    job.heartbeat = timezone.now()
+    job.updated_at = job.heartbeat
+    values = {name: getattr(job, name) for name in (*fields, "heartbeat", "updated_at")}
+    owned = Job.objects.filter(pk=job.pk, attempts=job.attempts, status__in=ACTIVE_STATUSES)
+    if not owned.update(**values):
+        raise JobSuperseded(job.job_id)
+
+
 def job_enter_stage(job: Job, *, stage_name: str, progress: int, message: str) -> None:
     if stage_name != "validation" and job.status == JobStatus.VALIDATING:
         job.transition_to(JobStatus.PROCESSING)
     _set_stage(job, stage_name, status="running")
     job.progress = progress
     job.message = message
-    job.heartbeat = timezone.now()
-    job.save(update_fields=["status", "progress", "message", "heartbeat", "stages", "updated_at"])
+    _save_attempt(job, "status", "progress", "message", "stages")
     notify_job_changed(job)
 
 
@@ -87,14 +110,22 @@ def job_report_progress(job: Job, *, progress: int) -> None:
     if progress == job.progress:
         return
     job.progress = progress
-    job.heartbeat = timezone.now()
-    job.save(update_fields=["progress", "heartbeat", "updated_at"])
+    _save_attempt(job, "progress")
     notify_job_changed(job)
 
 
 def job_leave_stage(job: Job, *, stage_name: str, status: str, duration_ms: int | None) -> None:
     _set_stage(job, stage_name, status=status, duration_ms=duration_ms)
-    job.save(update_fields=["stages", "updated_at"])
+    _save_attempt(job, "stages")
+
+
+def _lock_attempt(job: Job) -> None:
+    """Inside a transaction: lock the row and make sure this attempt still owns it."""
+    current = Job.objects.select_for_update().only("status", "attempts").get(pk=job.pk)
+    if current.attempts != job.attempts or current.status not in ACTIVE_STATUSES:
+        raise JobSuperseded(job.job_id)
+    # The stored status, not what an earlier, rolled-back try left in memory.
+    job.status = current.status
 
 
 def _set_stage(job: Job, stage_name: str, **changes) -> None:
@@ -116,9 +147,10 @@ def job_complete(
     processing_started: datetime,
 ) -> Job:
     """Destroy the staged plaintext, then store results and the signed certificate at once."""
-    _destroy_staging(job)
-    deleted_at = timezone.now()
     with transaction.atomic():
+        _lock_attempt(job)
+        _destroy_staging(job)
+        deleted_at = timezone.now()
         for name, value in fields.items():
             setattr(job, name, value)
         job.transition_to(JobStatus.COMPLETED)
@@ -152,14 +184,23 @@ def job_complete(
 
 
 def job_fail(
-    *, job: Job, error: errors.JobError, plaintext_sha256: str | None, plaintext_length: int | None
+    *,
+    job: Job,
+    error: errors.JobError,
+    plaintext_sha256: str | None,
+    plaintext_length: int | None,
+    by_attempt: bool = True,
 ) -> Job:
-    """End a job for good: no plaintext, no staging key and no archive outlive it."""
-    _destroy_staging(job)
-    _destroy_archive(job)
-    deleted_at = timezone.now()
+    """End a job for good: no plaintext, no staging key and no archive outlive it.
+
+    ``by_attempt`` is False when the recovery sweep ends a job whose worker is gone.
+    """
     with transaction.atomic():
-        job.refresh_from_db(fields=["status"])
+        if by_attempt:
+            _lock_attempt(job)
+        _destroy_staging(job)
+        _destroy_archive(job)
+        deleted_at = timezone.now()
         job.transition_to(JobStatus.FAILED)
         job.error_message = error.kind.message
         job.error_detail = (error.detail or "")[:500]
@@ -194,7 +235,7 @@ def job_fail(
 def job_schedule_retry(*, job: Job, error: errors.JobError) -> timedelta:
     """Record a transient failure; the caller runs the job again after the returned delay."""
     with transaction.atomic():
-        job.refresh_from_db(fields=["status", "attempts"])
+        _lock_attempt(job)
         job.transition_to(JobStatus.RETRYING)
         job.message = f"Retrying after a temporary problem ({error.kind.message})"
         job.save(update_fields=["status", "message", "updated_at"])

@@ -25,7 +25,9 @@ from django.core.exceptions import RequestAborted  # noqa: E402
 from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 
 from jobs import errors  # noqa: E402
+from jobs.notify import remember_server_loop  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
+from jobs.runner import start_embedded_workers  # noqa: E402
 from security.events import address_is_blocked  # noqa: E402
 from security.metrics import BLOCKED_REQUESTS  # noqa: E402
 from security.spool import EncryptedSpool  # noqa: E402
@@ -123,11 +125,35 @@ async def _send_error(send, kind: errors.ErrorKind, *, close: bool) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-application = ProtocolTypeRouter(
-    {
-        "http": UploadGuard(PlaintextFreeASGIHandler()),
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
-    }
+class Lifespan:
+    """Start-up work of the embedded mode: jobs left unfinished by a previous server process
+    (stopped or killed) are retried or failed, a periodic sweep catches stale ones later, and
+    the server's event loop is remembered for websocket notifications (jobs/notify.py)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                remember_server_loop()
+                await database_sync_to_async(start_embedded_workers)()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+application = Lifespan(
+    ProtocolTypeRouter(
+        {
+            "http": UploadGuard(PlaintextFreeASGIHandler()),
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    )
 )

@@ -163,6 +163,20 @@ MEDGENOMICS_JOB_RUNNER = env("MEDGENOMICS_JOB_RUNNER") or ("celery" if REDIS_URL
 MEDGENOMICS_WORKER_THREADS = env_int("MEDGENOMICS_WORKER_THREADS", 2)
 # Transient failures retry after base, 2*base and 4*base seconds (four attempts in all).
 MEDGENOMICS_RETRY_BASE_SECONDS = float(env("MEDGENOMICS_RETRY_BASE_SECONDS") or 1)
+# A running job whose heartbeat is older than this is taken to have lost its worker; a job
+# never picked up is given longer (it may just be waiting in a long queue).
+MEDGENOMICS_STALE_JOB_SECONDS = env_int("MEDGENOMICS_STALE_JOB_SECONDS", 120)
+MEDGENOMICS_STALE_QUEUED_SECONDS = env_int("MEDGENOMICS_STALE_QUEUED_SECONDS", 900)
+MEDGENOMICS_SWEEP_INTERVAL_SECONDS = env_int("MEDGENOMICS_SWEEP_INTERVAL_SECONDS", 60)
+CELERY_BEAT_SCHEDULE = {
+    "recover-stale-jobs": {
+        "task": "jobs.tasks.sweep_stale_jobs",
+        "schedule": float(MEDGENOMICS_SWEEP_INTERVAL_SECONDS),
+    },
+}
+CELERY_TASK_DEFAULT_QUEUE = "medgenomics"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+MEDGENOMICS_WORKER_METRICS_PORT = env_int("MEDGENOMICS_WORKER_METRICS_PORT", 0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

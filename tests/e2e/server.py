@@ -72,10 +72,14 @@ class RunningServer:
         return output
 
 
-def start_server(base: Path, *, extra_env: dict | None = None) -> RunningServer:
+def start_server(
+    base: Path, *, extra_env: dict | None = None, reuse: bool = False
+) -> RunningServer:
+    """Start uvicorn on a free port with its data under ``base``; ``reuse`` restarts on the data
+    of an earlier server (same database, keys and staging area)."""
     data_dir = base / "data"
     temp_dir = base / "tmp"
-    temp_dir.mkdir(parents=True)
+    temp_dir.mkdir(parents=True, exist_ok=reuse)
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env = {
