@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 
 from jobs.pipeline import Outcome, run_job
 
@@ -48,6 +48,9 @@ def _run_in_thread(job_id) -> None:
         run_until_settled(job_id)
     except Exception:
         logger.exception("job worker crashed", extra={"job_id": str(job_id)})
+    finally:
+        # Pool threads live on between jobs; an idle connection per thread holds the database.
+        connections.close_all()
 
 
 def enqueue(job_id) -> None:
