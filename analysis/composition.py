@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from analysis.kmers import DIGIT_TABLE, KmerCounter
+from analysis.kmers import KmerCounter
 
 AMBIGUITY_CODES = "RYSWKMBDHV"
 """IUPAC ambiguity codes other than N."""
@@ -21,16 +21,32 @@ SLICE_BYTES = 1 << 22
 """Bytes histogrammed per numpy pass (np.bincount widens its input to 8 bytes a value);
 must be even."""
 
+HISTOGRAM_FROM = 4096
+"""Sequences longer than this get their GC from a byte histogram."""
+
 _UNAMBIGUOUS = b"ACGTUacgtu"
 _GC = b"GCgc"
 
 
 def gc_content(sequence: bytes) -> float | None:
     """GC percentage (0-100) of one sequence, or None when it has no A/C/G/T/U."""
-    unambiguous = len(sequence) - len(sequence.translate(None, _UNAMBIGUOUS))
+    if len(sequence) > HISTOGRAM_FROM:
+        # Deleting half the letters with bytes.translate runs at ~70 MB/s; a histogram at GB/s.
+        return gc_from_histogram(byte_histogram(sequence))
+    else:
+        unambiguous = len(sequence) - len(sequence.translate(None, _UNAMBIGUOUS))
+        gc = len(sequence) - len(sequence.translate(None, _GC))
     if not unambiguous:
         return None
-    return 100.0 * (len(sequence) - len(sequence.translate(None, _GC))) / unambiguous
+    return 100.0 * gc / unambiguous
+
+
+def gc_from_histogram(histogram: np.ndarray) -> float | None:
+    """GC percentage from a byte histogram, or None when it has no A/C/G/T/U."""
+    unambiguous = int(histogram[list(_UNAMBIGUOUS)].sum())
+    if not unambiguous:
+        return None
+    return 100.0 * int(histogram[list(_GC)].sum()) / unambiguous
 
 
 def byte_histogram(data: bytes) -> np.ndarray:
@@ -74,12 +90,15 @@ class CompositionAccumulator:
         self.histogram = np.zeros(256, dtype=np.int64)
         self.length_counts: Counter[int] = Counter()
 
-    def add(self, sequences: Sequence[bytes]) -> None:
-        """Add a batch of sequences (letters only, as SequenceRecord.sequence holds them)."""
+    def add(self, sequences: Sequence[bytes]) -> np.ndarray:
+        """Add a batch of sequences (letters only, as SequenceRecord.sequence holds them);
+        returns the byte histogram of the batch."""
         joined = b"\n".join(sequences)  # the newline keeps k-mer windows inside each record
-        self.histogram += byte_histogram(joined)
-        self.kmers.add_digits(np.frombuffer(joined.translate(DIGIT_TABLE), dtype=np.uint8))
+        histogram = byte_histogram(joined)
+        self.histogram += histogram
+        self.kmers.add_joined(joined)
         self.length_counts.update(map(len, sequences))
+        return histogram
 
     def count(self, letter: str) -> int:
         """Occurrences of a letter, upper and lower case together."""

@@ -62,19 +62,21 @@ class KmerCounter:
 
     def add(self, sequences: Iterable[bytes]) -> None:
         """Count the windows of each sequence (a newline is put between them as a break)."""
-        self.add_digits(np.frombuffer(b"\n".join(sequences).translate(DIGIT_TABLE), np.uint8))
+        self.add_joined(b"\n".join(sequences))
 
-    def add_digits(self, digits: np.ndarray) -> None:
-        """Count windows in an array of digits 0-4 (4 breaks a window)."""
+    def add_joined(self, joined: bytes) -> None:
+        """Count the windows of sequences joined by a byte that is not a base."""
         k = self.k
-        windows = len(digits) - k + 1
         dtype = _index_dtype(k)
+        windows = len(joined) - k + 1
         for start in range(0, max(windows, 0), SLICE_LETTERS):
             count = min(SLICE_LETTERS, windows - start)
-            index = digits[start : start + count].astype(dtype)
+            piece = joined[start : start + count + k - 1].translate(DIGIT_TABLE)
+            digits = np.frombuffer(piece, dtype=np.uint8)
+            index = digits[:count].astype(dtype)
             for offset in range(1, k):
                 index *= 5
-                index += digits[start + offset : start + offset + count]
+                index += digits[offset : offset + count]
             self._base5_counts += np.bincount(index, minlength=5**k)
 
     @property

@@ -7,13 +7,19 @@ numpy counters, so the per-base work never runs in a Python loop.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from analysis.composition import CompositionAccumulator, gc_content, n50
+from analysis.composition import (
+    CompositionAccumulator,
+    gc_content,
+    gc_from_histogram,
+    n50,
+)
 from analysis.kmers import kmer_labels
 from analysis.parser import (
     NotSequenceFileError,
@@ -129,20 +135,19 @@ def analyse(
     gap_count = 0
     for batch in batches:
         if consumers:
-            for record in batch.records():
-                for consumer in consumers:
-                    consumer.add(record)
-        composition.add(batch.sequences)
+            records = list(batch.records())
+            for consumer in consumers:
+                deque(map(consumer.add, records), maxlen=0)  # a C loop over the records
+        histogram = composition.add(batch.sequences)
         if quality is not None and batch.qualities is not None:
             quality.add(batch.qualities)
         gap_count += sum(batch.gaps)
         wanted = RECORD_SUMMARY_LIMIT - record_count
         if wanted > 0:
             for offset, sequence in enumerate(batch.sequences[:wanted]):
+                gc = gc_from_histogram(histogram) if len(batch) == 1 else gc_content(sequence)
                 summaries.append(
-                    RecordSummary(
-                        batch.first_number + offset, len(sequence), gc_content(sequence), None
-                    )
+                    RecordSummary(batch.first_number + offset, len(sequence), gc, None)
                 )
             if batch.qualities is not None:
                 raw_quality_sums.extend(

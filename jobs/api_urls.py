@@ -9,5 +9,6 @@ urlpatterns = [
     path("status/<str:job_id>", api.status, name="status"),
     path("result/<str:job_id>", api.result, name="result"),
     path("proof/public-key", security_views.public_key, name="public-key"),
+    path("proof/<str:job_id>.pdf", security_views.certificate_pdf, name="proof-pdf"),
     path("proof/<str:job_id>", api.proof, name="proof"),
 ]

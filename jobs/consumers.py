@@ -1,4 +1,8 @@
-"""Live job updates: the page joins its job's group and re-renders fragments from the row."""
+"""Live job updates: the page joins its job's group and re-renders fragments from the row.
+
+A message from the group is only a nudge: the consumer reads the job row again and sends every
+live fragment (jobs/_live.html), so a lost, late or duplicated nudge loses nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,13 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
-from jobs import selectors
 from jobs.models import Job
 from jobs.notify import group_name, remember_server_loop
+
+# Close codes in the application range (4000-4999): the page's ws extension does not reconnect
+# after them, unlike after 1006/1011/1012/1013.
+CLOSE_NOT_AUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
 
 
 class JobConsumer(AsyncWebsocketConsumer):
@@ -16,14 +24,17 @@ class JobConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         job_id = self.scope["url_route"]["kwargs"]["job_id"]
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
+        # Another user's job is refused exactly like a job that does not exist.
         if not await database_sync_to_async(Job.objects.filter(pk=job_id, owner=user).exists)():
-            await self.close(code=4404)
+            await self.close(code=CLOSE_NOT_FOUND)
             return
+        # The embedded worker threads schedule their notifications on this loop (jobs/notify.py).
         remember_server_loop()
         self.job_id = job_id
         self.group = group_name(job_id)
+        # Join before the first render: a change between the two is then pushed, not missed.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         await self.send_fragments()
@@ -31,6 +42,9 @@ class JobConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """The page sends nothing; anything it does send is ignored."""
 
     async def job_changed(self, event: dict) -> None:
         await self.send_fragments()
@@ -40,6 +54,7 @@ class JobConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=html)
 
     def _render(self) -> str:
+        from jobs.views import live_context
+
         job = Job.objects.select_related("owner").get(pk=self.job_id)
-        context = {"job": job, "result": selectors.result_document(job), "oob": True}
-        return render_to_string("jobs/_progress.html", context)
+        return render_to_string("jobs/_live.html", {**live_context(job), "oob": True})

@@ -130,3 +130,32 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"Profile of {self.user}"
+
+
+class ApiToken(models.Model):
+    """A personal API token for scripts: ``Authorization: Bearer <token>``.
+
+    Only the SHA-256 of the token is stored: the token is shown once, when it is created, and a
+    copy of the database cannot be used to call the API. A revoked token stays listed (with the
+    time it was revoked) so its owner can see what was used and when.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What the token is for, e.g. a script.")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    revoked = models.DateTimeField(null=True, blank=True, help_text="When it was revoked.")
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"API token {self.name!r} of {self.user}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked is None

@@ -32,6 +32,7 @@ from analysis.report import SequenceReport, analyse
 from jobs import errors, services
 from jobs.models import Job, JobStatus
 from jobs.stages import ANALYSIS_PROGRESS_END, STAGE_BY_NAME, STAGES
+from medgenomics.metrics import ACTIVE_JOBS, STAGE_SECONDS
 from security import ids, keyring, staging, vault
 from security.events import address_is_blocked, events_record
 from security.policy import LoadedPolicy, policy_active, policy_load
@@ -210,7 +211,6 @@ def stage_vault(context: PipelineContext) -> None:
     context.recipients = list(keyring.custodian_recipients()) + _owner_recipients(job)
     settings.ARCHIVE_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     destination = settings.ARCHIVE_DIR / f"{job.job_id}.c4gh"
-    job.encrypted_path = str(destination)
     try:
         with context.open_upload() as upload:
             info = vault.create_archive(
@@ -223,6 +223,7 @@ def stage_vault(context: PipelineContext) -> None:
         raise errors.JobError(errors.STORAGE_FULL) from exc
     except (vault.VaultEncryptionError, vault.ArchiveVerificationError) as exc:
         raise errors.JobError(errors.ENCRYPTION_FAILED) from exc
+    job.encrypted_path = str(destination)
     if info.plaintext_sha256 != context.plaintext_sha256:
         raise errors.JobError(errors.ENCRYPTION_FAILED, "archive does not match the upload")
     context.archive = info
@@ -270,6 +271,12 @@ def run_job(job_id) -> RunResult:
     except services.JobSuperseded:
         return RunResult(Outcome.SKIPPED)
     context = PipelineContext(job=job, data_key=b"", started=timezone.now())
+    with ACTIVE_JOBS.track_inprogress():
+        return _run_attempt(context)
+
+
+def _run_attempt(context: PipelineContext) -> RunResult:
+    job = context.job
     try:
         context.data_key = _unwrap(job)
         for stage in STAGES:
@@ -338,6 +345,7 @@ def run_stage(context: PipelineContext, stage_name: str) -> None:
         )
         raise
     services.job_leave_stage(job, stage_name=stage_name, status="done", duration_ms=_ms(started))
+    STAGE_SECONDS.labels(stage=stage_name).observe(time.perf_counter() - started)
 
 
 def _unwrap(job: Job) -> bytes:

@@ -82,13 +82,19 @@ def start_embedded_workers() -> None:
 
     jobs_recover_stale(running_after=timedelta(0), queued_after=timedelta(0))
 
+    from security.retention import purge_expired
+
     def sweep_forever() -> None:
+        last_purge = 0.0
         while True:
             time.sleep(settings.MEDGENOMICS_SWEEP_INTERVAL_SECONDS)
             try:
                 close_old_connections()
                 jobs_recover_stale()
+                if time.monotonic() - last_purge >= 3600:  # archives past retention, hourly
+                    purge_expired()
+                    last_purge = time.monotonic()
             except Exception:
-                logger.exception("stale-job sweep failed")
+                logger.exception("periodic sweep failed")
 
     threading.Thread(target=sweep_forever, name="stale-job-sweeper", daemon=True).start()

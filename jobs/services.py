@@ -14,6 +14,7 @@ from jobs.models import Job, JobStatus
 from jobs.notify import notify_job_changed
 from jobs.stages import STAGES, initial_stage_list
 from jobs.upload import StagedUpload
+from medgenomics.metrics import BYTES_PROCESSED, JOBS_FINISHED
 from security import keyring, staging
 from security.certificates import archive_summary, certificate_issue, retention_deadline
 from security.signing import deletion_hash
@@ -178,6 +179,8 @@ def job_complete(
                 retained_until=job.archive_expires,
             ),
         )
+    JOBS_FINISHED.labels(status="completed").inc()
+    BYTES_PROCESSED.inc(job.upload_size)
     logger.info("job completed", extra={"job_id": str(job.job_id)})
     notify_job_changed(job)
     return job
@@ -224,6 +227,7 @@ def job_fail(
                 deletion_hash=job.deletion_hash,
                 archive=None,
             )
+    JOBS_FINISHED.labels(status="failed").inc()
     logger.info(
         "job failed",
         extra={"job_id": str(job.job_id), "error": error.kind.code, "status": error.kind.status},
@@ -250,13 +254,25 @@ def job_schedule_retry(*, job: Job, error: errors.JobError) -> timedelta:
 
 
 def _destroy_staging(job: Job) -> None:
-    if job.staging_path:
-        staging.destroy(job.staging_path)
+    _destroy_file(job, job.staging_path)
 
 
 def _destroy_archive(job: Job) -> None:
-    if job.encrypted_path:
-        staging.destroy(job.encrypted_path)
+    _destroy_file(job, job.encrypted_path)
+
+
+def _destroy_file(job: Job, path: str) -> None:
+    """Remove a job's file. If the volume refuses (read-only after an I/O error), the job must
+    still end: the staging ciphertext is unreadable once its wrapped key is dropped with the
+    row, and the failure is logged for the operators."""
+    if not path:
+        return
+    try:
+        staging.destroy(path)
+    except OSError as exc:
+        logger.error(
+            "could not remove a job file", extra={"job_id": str(job.job_id), "errno": exc.errno}
+        )
 
 
 def job_submit(*, owner, staged: StagedUpload, source_ip: str | None) -> Job:

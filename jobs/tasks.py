@@ -23,3 +23,10 @@ def process_job(self, job_id: str) -> str:
 @shared_task
 def sweep_stale_jobs() -> dict:
     return jobs_recover_stale()
+
+
+@shared_task
+def purge_expired_archives() -> int:
+    from security.retention import purge_expired
+
+    return purge_expired()

@@ -211,16 +211,22 @@ class EncryptingUploadHandler(FileUploadHandler):
             field_name, file_name, content_type, content_length, charset, content_type_extra
         )
         self.job_id = uuid.uuid4()
-        self.data_key = staging.new_data_key()
-        self.wrapped_key = staging.wrap_key(
-            staging_kek(), self.data_key, context=str(self.job_id).encode()
-        )
-        settings.STAGING_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.staging_path = settings.STAGING_DIR / f"{self.job_id}.stage"
         self.meter = DecompressedMeter(self.limit)
         self.problem: UploadRejected | None = None
         self.raw_size = 0
+        self.wrapped_key = b""
         try:
+            self.data_key = staging.new_data_key()
+            self.wrapped_key = staging.wrap_key(
+                staging_kek(), self.data_key, context=str(self.job_id).encode()
+            )
+        except (ValueError, OSError):
+            # A missing or damaged key-encryption key: refuse rather than store unprotected.
+            self._reject(UploadRejected(errors.ENCRYPTION_FAILED))
+            return
+        try:
+            settings.STAGING_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._writer = staging.StagingWriter(self.staging_path, self.data_key)
         except OSError as exc:
             self._reject(self._storage_problem(exc))

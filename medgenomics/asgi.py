@@ -28,8 +28,8 @@ from jobs import errors  # noqa: E402
 from jobs.notify import remember_server_loop  # noqa: E402
 from jobs.routing import websocket_urlpatterns  # noqa: E402
 from jobs.runner import start_embedded_workers  # noqa: E402
+from medgenomics.metrics import BLOCKED_REQUESTS  # noqa: E402
 from security.events import address_is_blocked  # noqa: E402
-from security.metrics import BLOCKED_REQUESTS  # noqa: E402
 from security.spool import EncryptedSpool  # noqa: E402
 
 

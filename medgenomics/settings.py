@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "django_prometheus",
+    "csp",
     "analysis",
     "security",
     "jobs",
@@ -102,6 +103,7 @@ MIDDLEWARE = [
     "jobs.middleware.OneTimePasswordMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -126,7 +128,9 @@ TEMPLATES = [
 
 DATABASE_URL = env("DATABASE_URL")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # No persistent connections: under ASGI each request runs in its own thread, and kept-open
+    # connections pile up until PostgreSQL refuses more.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 else:
     DATABASES = {
         "default": {
@@ -173,6 +177,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "jobs.tasks.sweep_stale_jobs",
         "schedule": float(MEDGENOMICS_SWEEP_INTERVAL_SECONDS),
     },
+    "purge-expired-archives": {"task": "jobs.tasks.purge_expired_archives", "schedule": 3600.0},
 }
 CELERY_TASK_DEFAULT_QUEUE = "medgenomics"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -241,12 +246,40 @@ LOGGING = {
     },
 }
 
+# --- Operations ---------------------------------------------------------------------------
+MEDGENOMICS_OPS_ALLOWED_IPS = env_list("MEDGENOMICS_OPS_ALLOWED_IPS", "127.0.0.1,::1")
+MEDGENOMICS_OPS_TOKEN = env("MEDGENOMICS_OPS_TOKEN")
+# /healthz fails below this much free space in the data directory (several full uploads).
+MEDGENOMICS_MIN_FREE_BYTES = env_int("MEDGENOMICS_MIN_FREE_BYTES", 512 * 1024 * 1024)
+
 # --- Production hardening (see docs/operations.md) ----------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("BEHIND_TLS_PROXY", False):
+    # The proxy terminates TLS and says so in X-Forwarded-Proto; only set this behind one.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# Content Security Policy (django-csp): everything from this origin, nothing inline but styles
+# (SVG charts carry presentation attributes), no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}

@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from jobs.views import OneTimePasswordChangeView
+from medgenomics import ops
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="jobs:list", permanent=False)),
@@ -17,5 +18,8 @@ urlpatterns = [
     ),
     path("jobs/", include("jobs.urls")),
     path("api/", include("jobs.api_urls")),
+    path("verify/", include("security.urls")),
     path("admin/", admin.site.urls),
+    path("metrics", ops.metrics, name="metrics"),
+    path("healthz", ops.healthz, name="healthz"),
 ]

@@ -9,7 +9,7 @@ from django.core.mail import mail_admins
 from django.db import transaction
 from django.utils import timezone
 
-from security.metrics import IDS_THREATS
+from medgenomics.metrics import IDS_THREATS
 from security.models import BlockedAddress, SecurityEvent
 from security.policy import BlockingThresholds
 

@@ -12,24 +12,32 @@ in bounded memory, and reports every finding with its record and line. Two kinds
   they hold only quality characters: ``'``, ``$``, ``(``, ``<``, ``{``, a backtick and ``-`` are
   all ordinary Phred scores.
 * Structure: control bytes anywhere, text before the first header, non-IUPAC characters in
-  sequence lines, a record whose letters are not nucleotides, absurd header or line lengths.
+  sequence lines, a record whose letters are not nucleotides, absurd header or line lengths,
+  and a flood of keywords too dense to examine one by one.
+
+Text lines are queued and searched together once per 1 MiB chunk, and runs of clean FASTA
+sequence lines are checked as one block, so the cost per line stays small: about a second for
+50 MB of real reads or genomes. The worst case is a file of millions of one-base records,
+which costs about a microsecond per line.
 
 Many keywords are ordinary in genomic headers when they stand alone (a pipe in
 ``gi|123|ref|NC_1|``, a quote in ``5' UTR``, ``;`` in ``key=value; key2=value2``, the species
 ``Python regius`` after an NCBI pipe), so a keyword counts only in the context that makes it
 an attack, checked by a small rule attached to the signature (see ``_SIGNATURES``).
 
-A finding names its signature by a fixed label from the table below, never by the text around
-it: headers are identifiers and must not leak into job messages or logs.
+A finding names its signature by a fixed label from the signature table, never by the text
+around it: headers are identifiers and must not leak into job messages or logs.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache
+from itertools import accumulate, islice
 from typing import BinaryIO
 from urllib.parse import unquote
 
@@ -49,6 +57,7 @@ NON_NUCLEOTIDE_ALPHABET = "non_nucleotide_alphabet"
 DATA_BEFORE_HEADER = "data_before_header"
 OVERSIZED_HEADER = "oversized_header"
 OVERSIZED_LINE = "oversized_line"
+SIGNATURE_FLOOD = "signature_flood"
 
 SIGNATURE_THREAT_TYPES = (
     SQL_INJECTION,
@@ -67,6 +76,7 @@ STRUCTURAL_THREAT_TYPES = (
     DATA_BEFORE_HEADER,
     OVERSIZED_HEADER,
     OVERSIZED_LINE,
+    SIGNATURE_FLOOD,
 )
 THREAT_TYPES = SIGNATURE_THREAT_TYPES + STRUCTURAL_THREAT_TYPES
 
@@ -156,8 +166,9 @@ class IdsReport:
 # --------------------------------------------------------------------------------------------
 # Signatures
 
-# A check receives the lower-cased text, the match's start and its end (exclusive).
-Check = Callable[[str, int, int], bool]
+# A check receives the lower-cased text, the keyword's start and end (exclusive) and the end of
+# the keyword's line: the scanned text holds many lines, and no rule may read into the next.
+Check = Callable[[str, int, int, int], bool]
 
 
 @dataclass(frozen=True)
@@ -173,17 +184,17 @@ class _Signature:
 
 def _followed_by(pattern: str) -> Check:
     regex = re.compile(pattern)
-    return lambda text, start, end: regex.match(text, end) is not None
+    return lambda text, start, end, stop: regex.match(text, end, stop) is not None
 
 
 def _matches_from_start(pattern: str) -> Check:
     regex = re.compile(pattern)
-    return lambda text, start, end: regex.match(text, start) is not None
+    return lambda text, start, end, stop: regex.match(text, start, stop) is not None
 
 
-def _sql_tautology(text: str, start: int, end: int) -> bool:
+def _sql_tautology(text: str, start: int, end: int, stop: int) -> bool:
     """`' or 1=1`, `" or "a"="a`, `' or true--`; not `5' or 3' end`."""
-    match = _TAUTOLOGY.match(text, start)
+    match = _TAUTOLOGY.match(text, start, stop)
     if match is None:
         return False
     return match.group("left") is None or match.group("left") == match.group("right")
@@ -331,7 +342,7 @@ def _build_signatures() -> list[_Signature]:
     add(
         SQL_INJECTION,
         "update",
-        label="update … set",
+        label="update ... set",
         word_end=True,
         check=_followed_by(r"\s+[\w.`\"\[\]]+\s+set\s+[\w.`\"]+\s*="),
     )
@@ -371,6 +382,8 @@ def _build_signatures() -> list[_Signature]:
     add(HTML_INJECTION, "<a href")
     add(HTML_INJECTION, "<!--")
     add(HTML_INJECTION, "<![cdata[")
+    add(HTML_INJECTION, "<!doctype")
+    add(HTML_INJECTION, "<!entity")
     add(HTML_INJECTION, "</", label="</tag>", check=_followed_by(r"[a-z][a-z0-9]*\s*>"))
 
     # Path traversal. `..` alone is a range (`1..100`); `../` is not.
@@ -387,6 +400,7 @@ def _build_signatures() -> list[_Signature]:
         "%2e./",
         "..%c0%af",
         "..%c1%9c",
+        "%c0%ae%c0%ae",
         "%252e%252e",
         "/etc/passwd",
         "/etc/shadow",
@@ -404,7 +418,9 @@ def _build_signatures() -> list[_Signature]:
         add(PATH_TRAVERSAL, keyword)
 
     # Command injection. A pipe, `;` or `&` is harmless alone; followed by a command in use,
-    # it is not. `$(`, `&&` and a backtick followed by a command are never a header's.
+    # it is not. `$(`, `&&` and a backtick followed by a command are never a header's. Bare
+    # command lines count only when unmistakable (`rm -rf`, `wget http`, `/bin/sh`): `curl -`
+    # would catch "leaf curl - virus" names.
     add(COMMAND_INJECTION, "$(")
     after_semicolon = _followed_by(_SHELL_USE_AFTER_SEMICOLON)
     after_pipe = _followed_by(_SHELL_USE_AFTER_PIPE)
@@ -418,6 +434,7 @@ def _build_signatures() -> list[_Signature]:
                 (";", after_semicolon),
                 ("&", after_semicolon),
                 ("|", pipe_rule),
+                ("||", after_semicolon),
             ):
                 add(
                     COMMAND_INJECTION,
@@ -451,7 +468,6 @@ def _build_signatures() -> list[_Signature]:
         "wget ftp",
         "curl http",
         "curl ftp",
-        "curl -",
         "base64 -d",
         "base64 --decode",
         "cmd.exe",
@@ -486,8 +502,7 @@ def _build_signatures() -> list[_Signature]:
 _SIGNATURES = _build_signatures()
 
 
-@cache
-def _automaton() -> ahocorasick.Automaton:
+def _build_automaton() -> ahocorasick.Automaton:
     """The one automaton of the process; keywords that coincide share an entry."""
     by_keyword: dict[str, list[_Signature]] = {}
     for signature in _SIGNATURES:
@@ -499,55 +514,63 @@ def _automaton() -> ahocorasick.Automaton:
     return automaton
 
 
+# Built at import (a few milliseconds), so that worker threads share one finished automaton;
+# it is only read afterwards.
+_AUTOMATON = _build_automaton()
+
+
 def _is_word_character(character: str) -> bool:
     return character.isalnum() or character == "_"
 
 
-def _signature_hits(text: str, *, from_line_start: bool) -> list[_Signature]:
-    """Signatures whose keyword and context rule match somewhere in lower-cased ``text``."""
-    hits: list[_Signature] = []
-    for last, signatures in _automaton().iter(text):
-        end = last + 1
-        for signature in signatures:
-            start = end - len(signature.keyword)
-            if signature.line_start and (start != 0 or not from_line_start):
-                continue
-            if signature.word_start and start > 0 and _is_word_character(text[start - 1]):
-                continue
-            if signature.word_end and end < len(text) and _is_word_character(text[end]):
-                continue
-            if signature.check is not None and not signature.check(text, start, end):
-                continue
-            hits.append(signature)
-    return hits
-
-
 _SPACE_RUN = re.compile(r"[ \t]{2,}|\t")
-_HTML_ENTITY = re.compile(r"&(?:#|[a-z]{2,8};)")
+_HTML_ENTITY = re.compile(r"&(?:#|[a-z]{2,8})")
+_NEWLINE = re.compile("\n")
 
 
-def _text_views(raw: bytes) -> list[str]:
-    """The lower-cased text and its decodings an attacker may rely on (URL, HTML entities).
-
-    Runs of blanks collapse to one space so that `union<TAB>select` meets `union select`.
-    """
-    text = raw.decode("latin-1").lower()
+def _collapse_blanks(text: str) -> str:
+    """Runs of blanks become one space, so that `union<TAB> select` meets `union select`."""
     if "  " in text or "\t" in text:
-        text = _SPACE_RUN.sub(" ", text)
-    views = [text]
+        return _SPACE_RUN.sub(" ", text)
+    return text
+
+
+# Decoding must not add lines, or a hit would be charged to the wrong line: encoded line feeds
+# are turned into encoded spaces first.
+_ENCODED_LINE_FEED = re.compile(r"%0a")
+_ENTITY_LINE_FEED = re.compile(r"&#(?:0*10|x0*a)(?![0-9a-f])")
+# SQL comments used as blanks (`union/**/select`, MySQL's `/*!50000union*/`).
+_SQL_COMMENT_MARK = re.compile(r"/\*!?\d*|\*/")
+
+
+def _alternative_views(lowered: str, text: str) -> list[str]:
+    """Other readings of the text that an interpreter downstream would see.
+
+    ``lowered`` is the lower-cased text, ``text`` the same with blanks collapsed. Browsers drop
+    tabs inside `java<TAB>script:`; SQL reads comments as blanks; URL (twice, for `%252e`) and
+    HTML-entity decoding undo the usual filter bypasses.
+    """
+    views = []
+    if "\t" in lowered:
+        views.append(lowered.replace("\t", ""))
+    if "/*" in text or "*/" in text:
+        views.append(_collapse_blanks(_SQL_COMMENT_MARK.sub(" ", text)))
     if "%" in text:
         decoded = text
         for _ in range(2):  # double encoding (%252e) is a classic filter bypass
-            next_decoded = unquote(decoded, encoding="latin-1").lower()
+            next_decoded = unquote(_ENCODED_LINE_FEED.sub("%20", decoded), encoding="latin-1")
+            next_decoded = next_decoded.lower()
             if next_decoded == decoded:
                 break
             decoded = next_decoded
             views.append(decoded)
     if "&" in text and _HTML_ENTITY.search(text):
-        unescaped = html.unescape(text).lower()
+        unescaped = html.unescape(_ENTITY_LINE_FEED.sub("&#32", text)).lower()
         if unescaped != text:
             views.append(unescaped)
-    return views
+    # A view with more or fewer lines would charge hits to the wrong line.
+    lines = text.count("\n")
+    return [view for view in views if view.count("\n") == lines]
 
 
 # --------------------------------------------------------------------------------------------
@@ -557,6 +580,8 @@ _ALL_BYTES = bytes(range(256))
 _CONTROL = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _NOT_CONTROL = bytes(b for b in _ALL_BYTES if b not in _CONTROL)
 _NUCLEOTIDES = b"ACGTUNacgtun"
+_NUCLEOTIDES_AND_NEWLINE = _NUCLEOTIDES + b"\n"
+_FASTA_TEXT_LINE = re.compile(rb"^[>;][^\n]*", re.MULTILINE)
 _OTHER_IUPAC = b"RYSWKMBDHVryswkmbdhv"
 _GAPS = b"-."
 _BLANKS = b" \t"
@@ -568,6 +593,12 @@ _CHUNK_SIZE = 1 << 20
 # Text carried from one piece of a very long line into the next, so that a keyword (and the
 # context its rule reads) cut by a piece boundary is still seen whole.
 _OVERLAP = 256
+# Keyword occurrences per batch of text (one chunk's text lines) beyond which the batch is
+# reported as a flood instead of examined further: real headers hold a handful of keywords at
+# most, and checking each one of millions (a line of `$($($(` or `|cat|cat|`) would let one
+# upload buy minutes of CPU.
+_FLOOD_BASE = 4096
+_FLOOD_PER_LINE = 16
 
 
 @cache
@@ -599,14 +630,20 @@ class _Stop(Exception):
     """Raised when the findings limit is reached."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Scanner:
+    """Line state machine; text lines are queued and searched in one batch per chunk."""
+
     limits: IdsLimits
     findings: list[Finding] = field(default_factory=list)
     format: str | None = None
     records: int = 0
     truncated: bool = False
     _seen: set[tuple[str, str, int | None, int]] = field(default_factory=set)
+    # Text lines waiting for the automaton, and where each comes from: (line, record, whether
+    # it starts its line).
+    _text_raws: list[bytes] = field(default_factory=list)
+    _text_origins: list[tuple[int, int | None, bool]] = field(default_factory=list)
     _fastq_state: int = _EXPECT_HEADER
     _control_bytes: int = 0
     _data_before_header_reported: bool = False
@@ -622,9 +659,14 @@ class _Scanner:
     _line_length: int = 0
     _length_reported: bool = False
     _overlap: bytes = b""
+    _shortest_length_limit: int = field(init=False)
 
-    def report(self, threat_type: str, pattern: str, line: int) -> None:
-        record = self.records or None
+    def __post_init__(self) -> None:
+        self._shortest_length_limit = min(
+            self.limits.max_header_length, self.limits.max_line_length
+        )
+
+    def report(self, threat_type: str, pattern: str, line: int, record: int | None) -> None:
         key = (threat_type, pattern, record, line)
         if key in self._seen:
             return
@@ -634,52 +676,138 @@ class _Scanner:
         self._seen.add(key)
         self.findings.append(Finding(threat_type, pattern, record, line))
 
+    def _report_here(self, threat_type: str, pattern: str, line: int) -> None:
+        self.report(threat_type, pattern, line, self.records or None)
+
+    def lines(self, data: bytes, line: int, has_control: bool) -> int:
+        """Take whole lines (``data`` ends with a newline); return the next line's number."""
+        position = 0
+        while self.format is None and position < len(data):
+            end = data.index(b"\n", position)
+            self.piece(line, data[position:end], True, True, has_control)
+            line += 1
+            position = end + 1
+        if position:
+            data = data[position:]
+        if self.format == "fasta" and not has_control:
+            return self._fasta_lines(data, line)
+        piece = self.piece
+        for text in data.split(b"\n")[:-1]:
+            piece(line, text, True, True, has_control)
+            line += 1
+        return line
+
+    def _fasta_lines(self, data: bytes, line: int) -> int:
+        # Between two header (or comment) lines, the sequence lines go through as one block.
+        position = 0
+        for match in _FASTA_TEXT_LINE.finditer(data):
+            if match.start() > position:
+                line = self._sequence_block(data[position : match.start()], line)
+            text = match.group()
+            if text[:1] == b">":
+                self._fasta_header(text, line)
+            else:
+                self.piece(line, text, True, True, False)
+            line += 1
+            position = match.end() + 1
+        if position < len(data):
+            line = self._sequence_block(data[position:], line)
+        return line
+
+    def _fasta_header(self, data: bytes, line: int) -> None:
+        # What piece() does for a FASTA header without control bytes, minus its dispatch: a
+        # file of millions of tiny records spends its time here.
+        self._start_record(line)
+        if len(data) > self.limits.max_header_length:
+            self._report_here(
+                OVERSIZED_HEADER, f"header > {self.limits.max_header_length} chars", line
+            )
+        self._text_raws.append(data)
+        self._text_origins.append((line, self.records, True))
+
+    def _sequence_block(self, block: bytes, line: int) -> int:
+        """FASTA sequence lines, each ending with a newline; A/C/G/T/U/N only take one step."""
+        line_count = block.count(b"\n")
+        limit = self.limits.max_line_length
+        if not block.translate(None, _NUCLEOTIDES_AND_NEWLINE) and (
+            len(block) <= limit or max(map(len, block.split(b"\n"))) <= limit
+        ):
+            bases = len(block) - line_count
+            self._sequence_length += bases
+            self._nucleotides += bases
+            self._letters += bases
+            return line + line_count
+        for text in block.split(b"\n")[:-1]:
+            self.piece(line, text, True, True, False)
+            line += 1
+        return line
+
     def piece(self, line: int, data: bytes, first: bool, last: bool, has_control: bool) -> None:
         """Take the next ``data`` of line ``line``; ``first`` and ``last``: it starts or ends it."""
         if first:
-            self._kind = self._classify(data, line)
-            self._line_length = 0
+            self._kind = kind = self._classify(data, line)
+            self._line_length = len(data)
             self._length_reported = False
             self._overlap = b""
+        else:
+            kind = self._kind
+            self._line_length += len(data)
+        if self._line_length > self._shortest_length_limit and not self._length_reported:
+            self._check_length(kind, line)
         if has_control:
             control = data.translate(None, _NOT_CONTROL)
             if control:
                 self._control_bytes += len(control)
                 if self._control_bytes > self.limits.max_control_bytes:
-                    self.report(CONTROL_BYTES, f"0x{control[0]:02x}", line)
-        kind = self._kind
-        self._line_length += len(data)
-        if not self._length_reported:
-            self._check_length(kind, line)
+                    self._report_here(CONTROL_BYTES, f"0x{control[0]:02x}", line)
 
         if kind == _SEQUENCE:
-            self._sequence_piece(data, line, first)
+            rest = data.translate(None, _NUCLEOTIDES)
+            self._sequence_length += len(data)
+            nucleotides = len(data) - len(rest)
+            self._nucleotides += nucleotides
+            self._letters += nucleotides
+            if rest:  # anything beyond A/C/G/T/U/N, the uncommon case
+                self._sequence_beyond_nucleotides(rest, data, line, first)
         elif kind == _QUALITY:
             self._quality_length += len(data)
             if self._quality_length >= self._sequence_length:
                 self._fastq_state = _EXPECT_HEADER
             if data.translate(None, _QUALITY_CHARACTERS):
                 # Not a quality string after all (blanks, non-ASCII, control bytes): text.
-                self._scan_text(data, line, first)
+                self._queue_text(data, line, first)
         elif kind != _BLANK:
-            self._scan_text(data, line, first)
+            self._queue_text(data, line, first)
         if not last:
             self._overlap = (self._overlap + data)[-_OVERLAP:]
 
     def finish(self) -> None:
+        self.flush()
         self._finish_record()
 
     def _check_length(self, kind: int, line: int) -> None:
         limits = self.limits
-        if kind in (_HEADER, _TEXT) and self._line_length > limits.max_header_length:
-            self.report(OVERSIZED_HEADER, f"header > {limits.max_header_length} chars", line)
+        if kind in (_HEADER, _TEXT):
+            if self._line_length <= limits.max_header_length:
+                return
+            self._report_here(OVERSIZED_HEADER, f"header > {limits.max_header_length} chars", line)
             self._length_reported = True
         elif self._line_length > limits.max_line_length:
-            self.report(OVERSIZED_LINE, f"line > {limits.max_line_length} chars", line)
+            self._report_here(OVERSIZED_LINE, f"line > {limits.max_line_length} chars", line)
             self._length_reported = True
 
     def _classify(self, data: bytes, line: int) -> int:
         start = data[:1]
+        if self.format == "fasta":
+            if start == b">":
+                self._start_record(line)
+                return _HEADER
+            if start == b";":  # old-style FASTA comment line
+                return _TEXT
+            if not data.strip(_BLANKS):
+                return _BLANK
+            return _SEQUENCE
+
         if self.format is None:
             if not data.strip(_BLANKS):
                 return _BLANK
@@ -691,20 +819,10 @@ class _Scanner:
             else:
                 if not self._data_before_header_reported:
                     self._data_before_header_reported = True
-                    self.report(DATA_BEFORE_HEADER, "text before first header", line)
+                    self._report_here(DATA_BEFORE_HEADER, "text before first header", line)
                 return _TEXT
             self._start_record(line)
             return _HEADER
-
-        if self.format == "fasta":
-            if start == b">":
-                self._start_record(line)
-                return _HEADER
-            if start == b";":  # old-style FASTA comment line
-                return _TEXT
-            if not data.strip(_BLANKS):
-                return _BLANK
-            return _SEQUENCE
 
         # FASTQ, following DESIGN.md: quality continues while it is shorter than the sequence,
         # so a quality line may start with `@` or `+`; a line that would make it longer is not
@@ -729,7 +847,8 @@ class _Scanner:
         return _TEXT
 
     def _start_record(self, line: int) -> None:
-        self._finish_record()
+        if self._letters >= self.limits.min_letters_for_alphabet_check:
+            self._finish_record()
         self.records += 1
         self._record_line = line
         self._sequence_length = 0
@@ -744,17 +863,15 @@ class _Scanner:
         fraction = self._nucleotides / self._letters
         if fraction < self.limits.min_nucleotide_fraction:
             self.report(
-                NON_NUCLEOTIDE_ALPHABET, f"nucleotide fraction {fraction:.2f}", self._record_line
+                NON_NUCLEOTIDE_ALPHABET,
+                f"nucleotide fraction {fraction:.2f}",
+                self._record_line,
+                self.records,
             )
 
-    def _sequence_piece(self, data: bytes, line: int, first: bool) -> None:
-        rest = data.translate(None, _NUCLEOTIDES)
-        nucleotides = len(data) - len(rest)
-        self._nucleotides += nucleotides
-        self._letters += nucleotides
-        self._sequence_length += len(data)
-        if not rest:  # the common case: A/C/G/T/U/N only
-            return
+    def _sequence_beyond_nucleotides(
+        self, rest: bytes, data: bytes, line: int, first: bool
+    ) -> None:
         beyond_iupac = rest.translate(None, _OTHER_IUPAC)
         self._letters += len(rest) - len(beyond_iupac)
         if not beyond_iupac:
@@ -769,23 +886,92 @@ class _Scanner:
         self._non_iupac += len(odd)
         limit = self.limits.max_non_iupac_per_record
         if before <= limit < self._non_iupac:
-            self.report(NON_IUPAC_SEQUENCE, f"> {limit} non-IUPAC characters", line)
+            self._report_here(NON_IUPAC_SEQUENCE, f"> {limit} non-IUPAC characters", line)
         # IUPAC letters, gaps and blanks alone cannot spell an attack; anything else may.
-        self._scan_text(data, line, first)
+        self._queue_text(data, line, first)
 
-    def _scan_text(self, data: bytes, line: int, first: bool) -> None:
-        overlap = b"" if first else self._overlap
-        raw = overlap + data
-        for index, text in enumerate(_text_views(raw)):
-            from_line_start = index == 0 and first
-            for signature in _signature_hits(text, from_line_start=from_line_start):
-                self.report(signature.threat_type, signature.label, line)
+    def _queue_text(self, data: bytes, line: int, first: bool) -> None:
+        raw = data if first else self._overlap + data
+        self._text_raws.append(raw)
+        self._text_origins.append((line, self.records or None, first))
+
+    def flush(self) -> None:
+        """Search the queued text lines, joined by newlines, in one pass of the automaton."""
+        raws, origins = self._text_raws, self._text_origins
+        if not raws:
+            return
+        self._text_raws, self._text_origins = [], []
+        raw = b"\n".join(raws)
+        lowered = raw.decode("latin-1").lower()
+        text = _collapse_blanks(lowered)
+        self._search(text, origins, decoded=False)
+        budget = _FLOOD_BASE + _FLOOD_PER_LINE * len(origins)
+        for escape in ("%", "&"):
+            # Decoding is paid per escape: text made mostly of escapes is itself the finding.
+            if text.count(escape) > budget:
+                beyond = next(islice(re.finditer(re.escape(escape), text), budget, None))
+                line, record, _ = origins[bisect_right(_line_starts(text), beyond.start()) - 1]
+                self.report(SIGNATURE_FLOOD, "escape flood", line, record)
+                text = text.replace(escape, " ")
+        for view in _alternative_views(lowered, text):
+            self._search(view, origins, decoded=True)
+
         min_run = self.limits.min_base64_run
         if len(raw) >= min_run:
+            raw_starts: list[int] | None = None
             for match in _base64_run(min_run).finditer(raw):
-                if _looks_like_base64(match.group()):
-                    self.report(EMBEDDED_BINARY, "base64 blob", line)
-                    break
+                if not _looks_like_base64(match.group()):
+                    continue
+                if raw_starts is None:
+                    raw_starts = [0, *accumulate(len(entry) + 1 for entry in raws)]
+                line, record, _ = origins[bisect_right(raw_starts, match.start()) - 1]
+                self.report(EMBEDDED_BINARY, "base64 blob", line, record)
+
+    def _search(
+        self, text: str, origins: list[tuple[int, int | None, bool]], *, decoded: bool
+    ) -> None:
+        """Report the signatures of ``text`` (queued lines joined, lower-cased, maybe decoded)."""
+        length = len(text)
+        line_starts: list[int] = []
+        # Hits are charged to the line they fall in; a keyword already reported for a line is
+        # skipped for the rest of that line without locating it again.
+        reported_until: dict[int, int] = {}
+        budget = _FLOOD_BASE + _FLOOD_PER_LINE * len(origins)
+        for last, signatures in _AUTOMATON.iter(text):
+            budget -= 1
+            if budget < 0:
+                if not line_starts:
+                    line_starts = _line_starts(text)
+                line, record, _ = origins[bisect_right(line_starts, last) - 1]
+                self.report(SIGNATURE_FLOOD, "keyword flood", line, record)
+                return
+            end = last + 1
+            for signature in signatures:
+                start = end - len(signature.keyword)
+                if start < reported_until.get(id(signature), -1):
+                    continue
+                before = text[start - 1] if start else "\n"
+                if signature.line_start and (decoded or before != "\n"):
+                    continue
+                if signature.word_start and _is_word_character(before):
+                    continue
+                if signature.word_end and end < length and _is_word_character(text[end]):
+                    continue
+                if not line_starts:
+                    line_starts = _line_starts(text)
+                index = bisect_right(line_starts, start) - 1
+                stop = line_starts[index + 1] - 1 if index + 1 < len(line_starts) else length
+                if signature.check is not None and not signature.check(text, start, end, stop):
+                    continue
+                line, record, starts_line = origins[index]
+                if signature.line_start and not starts_line:
+                    continue
+                self.report(signature.threat_type, signature.label, line, record)
+                reported_until[id(signature)] = stop
+
+
+def _line_starts(text: str) -> list[int]:
+    return [0, *(match.end() for match in _NEWLINE.finditer(text))]
 
 
 DEFAULT_LIMITS = IdsLimits()
@@ -826,17 +1012,22 @@ def scan(stream: BinaryIO, *, limits: IdsLimits = DEFAULT_LIMITS) -> IdsReport:
             if b"\r" in data:
                 data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             has_control = bool(data.translate(None, _NOT_CONTROL))
-            lines = data.split(b"\n")
-            pending = lines.pop()
-            for text in lines:
-                scanner.piece(line, text, not continuing, True, has_control)
+            cut = data.rfind(b"\n") + 1
+            complete, pending = data[:cut], data[cut:]
+            if complete and continuing:
+                # The first line here ends a line whose start was handed over in pieces.
+                end = complete.index(b"\n")
+                scanner.piece(line, complete[:end], False, True, has_control)
                 line += 1
                 continuing = False
+                complete = complete[end + 1 :]
+            line = scanner.lines(complete, line, has_control)
             if len(pending) >= _CHUNK_SIZE:
                 scanner.piece(line, pending, not continuing, False, has_control)
                 continuing = True
                 pending = b""
             pending += carry
+            scanner.flush()
 
         if at_start and pending.startswith(_BOM):
             pending = pending[len(_BOM) :]
@@ -852,8 +1043,9 @@ def scan(stream: BinaryIO, *, limits: IdsLimits = DEFAULT_LIMITS) -> IdsReport:
         scanner.finish()
     except _Stop:
         pass
+    findings = sorted(scanner.findings, key=lambda finding: finding.line)
     return IdsReport(
-        findings=scanner.findings,
+        findings=findings,
         bytes_scanned=bytes_scanned,
         records_scanned=scanner.records,
         format=scanner.format,

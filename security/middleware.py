@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from jobs import errors
+from medgenomics.metrics import BLOCKED_REQUESTS
 from security.events import address_is_blocked
-from security.metrics import BLOCKED_REQUESTS
 
 
 class BlockedAddressMiddleware:

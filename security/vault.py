@@ -17,6 +17,7 @@ Two traps in crypt4gh 1.8.6 shape this module:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -347,7 +348,8 @@ def create_archive(
         os.replace(temporary, destination)
         _fsync_directory(destination.parent)
     except BaseException as exc:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only volume must not hide the first error
+            temporary.unlink(missing_ok=True)
         if isinstance(exc, VaultError) or not isinstance(exc, Exception):
             raise
         if isinstance(exc, OSError) and exc.errno in _STORAGE_FULL_ERRNOS:

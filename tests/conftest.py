@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 GENOMES = SHARED_DATA / "genomes"
 FASTQ = SHARED_DATA / "fastq"
 BAD_INPUTS = SHARED_DATA / "badinputs"

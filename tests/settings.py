@@ -16,7 +16,8 @@ STATIC_ROOT = None
 
 # A file, not SQLite's shared-cache memory database: worker threads then get WAL and the busy
 # timeout, as in production, instead of shared-cache table locks that fail at once.
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
-    DATABASES["default"]["TEST"] = {
+_default_database = DATABASES["default"]  # noqa: F405
+if _default_database["ENGINE"].endswith("sqlite3"):
+    _default_database["TEST"] = {
         "NAME": os.path.join(os.environ["MEDGENOMICS_DATA_DIR"], "test.sqlite3")
-    }  # noqa: F405
+    }

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 from jobs.recovery import jobs_recover_stale
-from tests.conftest import FASTQ, GENOMES, upload, wait_for_final
+from tests.conftest import FASTQ, GENOMES, upload
 from tests.e2e.server import start_server
 from tests.e2e.server import wait_for_final as wait_over_http
 from tests.jobs.test_archive_and_plaintext import _files_containing, unique_read

