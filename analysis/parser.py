@@ -446,9 +446,7 @@ def _iter_fasta(chunks: Iterator[bytes]) -> Iterator[RecordBatch]:
                 # The next '>' that starts a line (memchr-fast: '>' is rare elsewhere; one
                 # inside a line stays in the sequence, where the alphabet check refuses it).
                 start = chunk.find(b">", position)
-                while start >= 0 and not (
-                    chunk[start - 1] == 0x0A if start else at_line_start
-                ):
+                while start >= 0 and not (chunk[start - 1] == 0x0A if start else at_line_start):
                     start = chunk.find(b">", start + 1)
                 if start < 0:
                     body_parts.append(chunk[position:])

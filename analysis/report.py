@@ -33,6 +33,9 @@ from analysis.quality import QualityAccumulator
 RECORD_SUMMARY_LIMIT = 1000
 """Per-record summaries kept in the report (the first records of the file)."""
 
+PROGRESS_BYTES = 1 << 20
+"""`on_progress` is called each time about this many more raw bytes have been read."""
+
 KMER_PROFILE_MAX_K = 4
 """`to_dict()` lists the k-mer profile up to this k (256 entries); beyond, counts only."""
 
@@ -95,15 +98,21 @@ class SequenceReport:
 
 
 class _CountingReader:
-    """Counts the raw bytes read, for progress reports."""
+    """Counts the raw bytes read and reports them every PROGRESS_BYTES, so that progress
+    moves even inside one huge record."""
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, on_progress: Callable[[int], None] | None) -> None:
         self._raw = raw
+        self._on_progress = on_progress
+        self._next_report = PROGRESS_BYTES
         self.bytes_read = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
         self.bytes_read += len(data)
+        if self._on_progress is not None and self.bytes_read >= self._next_report:
+            self._next_report = self.bytes_read + PROGRESS_BYTES
+            self._on_progress(self.bytes_read)
         return data
 
 
@@ -118,12 +127,12 @@ def analyse(
     """Analyse a raw upload (plain or gzip FASTA/FASTQ) in one streaming pass.
 
     Every record goes to each consumer's `add()`. `on_progress` gets the number of raw
-    (compressed, if gzip) bytes read so far, about once per megabyte of sequence. Raises a
+    (compressed, if gzip) bytes read so far, once per MiB read and once at the end. Raises a
     SequenceFileError subclass for content the analysis refuses: NotSequenceFileError,
     MalformedSequenceError (naming the record and line), FileTooLargeError when the
     decompressed content passes `max_bytes`.
     """
-    raw = _CountingReader(stream)
+    raw = _CountingReader(stream, on_progress)
     decompressed = open_decompressed(raw, max_bytes=max_bytes)  # type: ignore[arg-type]
     file_format, batches = open_record_batches(decompressed)
     composition = CompositionAccumulator(k)
@@ -155,10 +164,10 @@ def analyse(
                     for quality_string in batch.qualities[:wanted]
                 )
         record_count += len(batch)
-        if on_progress is not None:
-            on_progress(raw.bytes_read)
     if not record_count:  # pragma: no cover - sniffing already refuses a file without records
         raise NotSequenceFileError("the file holds no records")
+    if on_progress is not None:
+        on_progress(raw.bytes_read)
 
     warnings: list[str] = []
     phred_offset = mean_quality = q20 = q30 = per_position = bin_size = None

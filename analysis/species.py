@@ -56,11 +56,13 @@ _ROWS_PER_PASS = 1024
 
 _SEPARATOR = 5
 """Digit of the break put between pooled reads (4 is any other non-ACGT letter)."""
-_DIGIT_OF_BYTE = np.full(256, 4, dtype=np.uint8)
+_digits = bytearray([4]) * 256
 for _letters, _digit in ((b"Aa", 0), (b"Cc", 1), (b"Gg", 2), (b"TtUu", 3)):
     for _letter in _letters:
-        _DIGIT_OF_BYTE[_letter] = _digit
-_DIGIT_OF_BYTE[ord("\n")] = _SEPARATOR
+        _digits[_letter] = _digit
+_digits[ord("\n")] = _SEPARATOR
+_DIGIT_TABLE = bytes(_digits)
+"""bytes.translate table: A/C/G/T(U) in either case to 0-3, the read break to 5, others 4."""
 
 
 def _reverse_complement_index(index: int) -> int:
@@ -74,12 +76,26 @@ CANONICAL_KMERS = tuple(_ALL_KMERS[index] for index in _CANONICAL)
 """The 136 canonical 4-mers (the lexicographically smaller of a k-mer and its reverse
 complement), in the order of the feature columns."""
 FEATURES = len(CANONICAL_KMERS)
-_INVALID_CODE = 4**K
-_COLUMN_OF_CODE = np.full(4**K + 1, FEATURES, dtype=np.uint8)
-for _column, _index in enumerate(_CANONICAL):
-    _COLUMN_OF_CODE[_index] = _column
-    _COLUMN_OF_CODE[_reverse_complement_index(_index)] = _column
-_BINS = FEATURES + 1  # the last bin takes the 4-mers that hold a non-ACGT letter
+_BINS = FEATURES + 1  # the last bin takes the 4-mers that hold a non-ACGT letter or a break
+
+
+def _column_of_code() -> np.ndarray:
+    """Feature column of every 4-mer written as four 3-bit digits (0-5): one table lookup
+    both maps a k-mer to its canonical column and sends invalid ones to the last bin."""
+    column_of_index = {}
+    for column, index in enumerate(_CANONICAL):
+        column_of_index[index] = column_of_index[_reverse_complement_index(index)] = column
+    table = np.full(8**K, FEATURES, dtype=np.uint8)
+    for digits in itertools.product(range(4), repeat=K):
+        code = index = 0
+        for digit in digits:
+            code = code << 3 | digit
+            index = index << 2 | digit
+        table[code] = column_of_index[index]
+    return table
+
+
+_COLUMN_OF_CODE = _column_of_code()
 
 
 def profile_windows(data: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
@@ -88,22 +104,23 @@ def profile_windows(data: bytes | memoryview) -> tuple[np.ndarray, np.ndarray]:
     `data` holds sequence letters, with b"\\n" as a break between pooled reads; its length
     is a multiple of WINDOW_LENGTH. Returns the counts (windows x 136, int64) and whether
     each window is assessed (few ambiguous letters, enough valid 4-mers). A 4-mer belongs to
-    the window it starts in and never crosses a window's end.
+    the window it starts in and never crosses a window's end or a break.
     """
-    codes = np.frombuffer(data, dtype=np.uint8)
-    windows = len(codes) // WINDOW_LENGTH
+    view = memoryview(data)
+    windows = len(view) // WINDOW_LENGTH
     counts = np.empty((windows, FEATURES), dtype=np.int64)
     assessed = np.empty(windows, dtype=bool)
+    span = WINDOW_LENGTH - K + 1
     for start in range(0, windows, _ROWS_PER_PASS):
         rows = min(_ROWS_PER_PASS, windows - start)
-        digits = _DIGIT_OF_BYTE[
-            codes[start * WINDOW_LENGTH : (start + rows) * WINDOW_LENGTH]
-        ].reshape(rows, WINDOW_LENGTH)
-        # Digits 0-3 use bits 0-1; 4 (ambiguous) and 5 (break) have bit 2 set.
-        parts = [digits[:, offset : WINDOW_LENGTH - K + 1 + offset] for offset in range(K)]
-        invalid = (parts[0] | parts[1] | parts[2] | parts[3]) & 4
-        forward = (parts[0] << 6) | (parts[1] << 4) | (parts[2] << 2) | parts[3]
-        code = np.where(invalid.astype(bool), np.uint16(_INVALID_CODE), forward)
+        chunk = bytes(view[start * WINDOW_LENGTH : (start + rows) * WINDOW_LENGTH])
+        digits = np.frombuffer(chunk.translate(_DIGIT_TABLE), dtype=np.uint8)
+        digits = digits.reshape(rows, WINDOW_LENGTH)
+        wide = digits.astype(np.uint16)
+        code = wide[:, :span] << 9
+        code |= wide[:, 1 : span + 1] << 6
+        code |= wide[:, 2 : span + 2] << 3
+        code |= wide[:, 3 : span + 3]
         flat = _COLUMN_OF_CODE[code] + (np.arange(rows, dtype=np.intp) * _BINS)[:, None]
         block = np.bincount(flat.ravel(), minlength=rows * _BINS).reshape(rows, _BINS)
         counts[start : start + rows] = block[:, :FEATURES]
@@ -278,7 +295,7 @@ def load_species_model(path: Path | None = None) -> SpeciesModel:
 # --- one file --------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class SpeciesConsumer:
     """A RecordConsumer (analysis.report) that predicts the species of the file it is fed.
 
@@ -350,8 +367,8 @@ class SpeciesConsumer:
         if cutter.pooled_records:
             notes.append(
                 f"{cutter.pooled_records:,} record(s) shorter than {WINDOW_LENGTH:,} bases "
-                "(reads) were pooled into windows for the file's answer and have no "
-                "prediction of their own"
+                "(reads, short contigs) were pooled into windows for the file's answer and "
+                "have no prediction of their own"
             )
         if self._records_with_windows > len(self._records):
             notes.append(f"per-record predictions cover the first {len(self._records):,} records")
@@ -371,8 +388,8 @@ class SpeciesConsumer:
             if predicted == UNKNOWN:
                 notes.insert(
                     0,
-                    f"confidence {confidence:.2f} is below the threshold "
-                    f"{self.model.threshold:.2f}: the k-mer composition does not match one "
+                    f"confidence {confidence:.3f} is below the threshold "
+                    f"{self.model.threshold:.3f}: the k-mer composition does not match one "
                     f"class clearly enough (best guess {classes[int(np.argmax(probabilities))]})",
                 )
             skipped = self._windows - self._windows_assessed
@@ -388,5 +405,6 @@ class SpeciesConsumer:
             "windows_assessed": self._windows_assessed,
             "window_length": WINDOW_LENGTH,
             "threshold": self.model.threshold,
+            "weights_sha256": self.model.sha256,
             "note": "; ".join(notes) or None,
         }

@@ -268,12 +268,17 @@ def _overall_line(plot: _Plot, overall: float | None, *, horizontal: bool) -> li
     ]
 
 
+def _percent(share: float) -> str:
+    """One decimal, but a present base never reads as 0.0 %."""
+    return "< 0.1 %" if 0 < share < 0.05 else f"{share:.1f} %"
+
+
 def _base_composition_chart(analysis: dict) -> Chart | None:
     counts = {base: n for base, n in (analysis.get("base_counts") or {}).items() if n}
     total = sum(counts.values())
     if not total:
         return None
-    height = 150
+    height = 128
     left, right = MARGIN_LEFT, WIDTH - MARGIN_RIGHT
     scale = (right - left) / total
     parts = []
@@ -301,7 +306,7 @@ def _base_composition_chart(analysis: dict) -> Chart | None:
         parts.append(
             f'<rect x="{_number(column)}" y="88" width="12" height="12"'
             f' fill="{BASE_COLOURS[base]}"/><text x="{_number(column + 17)}" y="98"'
-            f' font-size="12" fill="{INK}">{base} {share:.1f} %</text>'
+            f' font-size="12" fill="{INK}">{base} {escape(_percent(share))}</text>'
             f'<text x="{_number(column + 17)}" y="114" font-size="11" fill="{MUTED}">'
             f"{count:,}</text>"
         )
@@ -312,7 +317,7 @@ def _base_composition_chart(analysis: dict) -> Chart | None:
         )
     summary = (
         "Base composition of the single record: "
-        + ", ".join(f"{base} {share:.1f} %" for base, _, share in legend)
+        + ", ".join(f"{base} {_percent(share)}" for base, _, share in legend)
         + (f"; GC content {gc:.1f} %." if gc is not None else ".")
     )
     title = "Base composition"
@@ -354,7 +359,7 @@ def kmer_chart(analysis: dict | None) -> Chart | None:
         parts.append(
             f'<rect x="{_number(x + slot * 0.1)}" y="{_number(plot.y(share))}"'
             f' width="{_number(slot * 0.8)}" height="{_number(plot.bottom - plot.y(share))}"'
-            f' fill="{ACCENT}"><title>{label}: {profile[label]:,} windows ({share:.2f} %)'
+            f' fill="{ACCENT}"><title>{escape(label)}: {profile[label]:,} windows ({share:.2f} %)'
             + (f", {expected[index]:.2f} % expected from the base composition" if expected else "")
             + "</title></rect>"
         )

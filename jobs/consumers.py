@@ -1,7 +1,10 @@
 """Live job updates: the page joins its job's group and re-renders fragments from the row.
 
 A message from the group is only a nudge: the consumer reads the job row again and sends every
-live fragment (jobs/_live.html), so a lost, late or duplicated nudge loses nothing.
+live fragment (jobs/_live.html), so a lost, late or duplicated nudge loses nothing. A render equal
+to the last one sent is not sent again (the page would swap identical content, and a reader would
+lose a focused link or a text selection), and once the job has ended the connection is closed:
+nothing on the page changes any more.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class JobConsumer(AsyncWebsocketConsumer):
         # The embedded worker threads schedule their notifications on this loop (jobs/notify.py).
         remember_server_loop()
         self.job_id = job_id
+        self.last_sent: str | None = None
         self.group = group_name(job_id)
         # Join before the first render: a change between the two is then pushed, not missed.
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -50,11 +54,16 @@ class JobConsumer(AsyncWebsocketConsumer):
         await self.send_fragments()
 
     async def send_fragments(self) -> None:
-        html = await database_sync_to_async(self._render)()
-        await self.send(text_data=html)
+        html, final = await database_sync_to_async(self._render)()
+        if html != self.last_sent:
+            self.last_sent = html
+            await self.send(text_data=html)
+        if final:
+            await self.close()  # 1000: the page's ws extension does not reconnect
 
-    def _render(self) -> str:
+    def _render(self) -> tuple[str, bool]:
         from jobs.views import live_context
 
         job = Job.objects.select_related("owner").get(pk=self.job_id)
-        return render_to_string("jobs/_live.html", {**live_context(job), "oob": True})
+        html = render_to_string("jobs/_live.html", {**live_context(job), "oob": True})
+        return html, job.is_final

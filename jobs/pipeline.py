@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime, timedelta
 from enum import Enum
 from pathlib import Path
@@ -21,6 +22,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from analysis.markers import MarkerConsumer
+from analysis.panel import marker_panel
 from analysis.parser import (
     NotSequenceFileError,
     SequenceFileError,
@@ -29,13 +32,16 @@ from analysis.parser import (
     sniff_format,
 )
 from analysis.report import SequenceReport, analyse
+from analysis.species import SpeciesConsumer
 from jobs import errors, services
 from jobs.models import Job, JobStatus
 from jobs.stages import ANALYSIS_PROGRESS_END, STAGE_BY_NAME, STAGES
-from medgenomics.metrics import ACTIVE_JOBS, STAGE_SECONDS
+from medgenomics.metrics import ACTIVE_JOBS, AML_DETECTIONS, STAGE_SECONDS
 from security import ids, keyring, staging, vault
+from security.aml import AmlConsumer, AmlThresholds, AmlVerdict
 from security.events import address_is_blocked, events_record
 from security.policy import LoadedPolicy, policy_active, policy_load
+from security.score import security_score
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +77,9 @@ class PipelineContext:
     policy: LoadedPolicy | None = None
     ids_report: ids.IdsReport | None = None
     privacy: dict | None = None
+    aml_verdict: AmlVerdict | None = None
+    species: dict | None = None
+    markers: list[dict] | None = None
     archive: vault.ArchiveInfo | None = None
     recipients: list[keyring.Recipient] = field(default_factory=list)
 
@@ -202,8 +211,43 @@ def stage_analysis(context: PipelineContext) -> None:
                 job, progress=start + span * min(bytes_read, total) // total
             )
 
+    # The panel is read before the upload is opened: one query, then a pure scan.
+    markers = MarkerConsumer(marker_panel())
+    species = SpeciesConsumer()
     with context.open_upload() as upload:
-        context.report = analyse(upload, k=3, on_progress=on_progress)
+        context.report = analyse(upload, k=3, consumers=[species, markers], on_progress=on_progress)
+    context.species = species.result()
+    context.markers = markers.result()
+
+
+def stage_aml(context: PipelineContext) -> None:
+    """Autoencoder + 3-mer structure test on whole windows. Too little sequence to assess is
+    not a pass and not a failure: aml_passed stays None and the security score says so."""
+    job = context.job
+    known = {field.name for field in dataclass_fields(AmlThresholds)}
+    overrides = {k: v for k, v in context.policy.aml_parameters.items() if k in known}
+    thresholds = AmlThresholds.from_metadata(**overrides)
+    consumer = AmlConsumer()
+    with context.open_upload() as upload:
+        for record in iter_records(open_decompressed(upload)):
+            consumer.add(record)
+    verdict = consumer.verdict(thresholds)
+    context.aml_verdict = verdict
+    job.aml_passed = verdict.passed
+    if verdict.passed is not False:
+        return
+    AML_DETECTIONS.inc()
+    events_record(
+        findings=[
+            ids.Finding(threat_type="adversarial_input", pattern="aml verdict", record=None, line=0)
+        ],
+        stage="aml",
+        source_ip=job.source_ip,
+        user=job.owner,
+        job=job,
+        blocking=context.policy.blocking,
+    )
+    raise errors.JobError(errors.AML_TRIGGERED, verdict.reason)
 
 
 def stage_vault(context: PipelineContext) -> None:
@@ -240,6 +284,7 @@ STAGE_FUNCTIONS: dict[str, Callable[[PipelineContext], None]] = {
     "access": stage_access,
     "ids": stage_ids,
     "privacy": stage_privacy,
+    "aml": stage_aml,
     "analysis": stage_analysis,
     "vault": stage_vault,
     "deletion": stage_deletion,
@@ -409,11 +454,16 @@ def result_fields(context: PipelineContext) -> dict:
         "sequence_length": report.sequence_length,
         "k_mer_count": report.k_mer_count,
         "quality_score": report.quality_score,
-        "species": None,  # species model stage not run yet (analysis issue)
-        "markers": None,  # marker panel not run yet (analysis issue)
-        "security_score": None,  # security stages not run yet
+        "species": context.species["predicted_species"],
+        "markers": context.markers,
+        "security_score": security_score(
+            ids_passed=context.ids_report.passed,
+            aml_passed=context.aml_verdict.passed,
+            aml_flagged_fraction=context.aml_verdict.flagged_fraction,
+            aml_max_flagged_fraction=context.aml_verdict.thresholds.max_flagged_fraction,
+        ),
         "ids_passed": context.ids_report.passed,
-        "aml_passed": None,
+        "aml_passed": context.aml_verdict.passed,
         "policy_version": context.policy.version,
         "encryption_method": archive.method,
         "encryption_key_hash": primary.fingerprint if primary else "",
@@ -427,6 +477,8 @@ def result_document(context: PipelineContext) -> dict:
     return {
         "analysis": context.report.to_dict(),
         "ids": context.ids_report.to_dict(),
+        "aml": context.aml_verdict.to_dict(),
+        "species": context.species,
         "privacy": context.privacy,
         "archive": {
             "method": context.archive.method,

@@ -77,7 +77,14 @@ def result_document(job: Job) -> dict:
         "status": job.status,
         "completed_at": _iso(job.completed),
         "results": {
-            "genetic_markers": job.markers,
+            # The seed's list: markers found. The whole panel, with "not found" and "not
+            # screened" (no reference sequence), is beside it.
+            "genetic_markers": (
+                None
+                if job.markers is None
+                else [marker for marker in job.markers if marker["status"] == "found"]
+            ),
+            "marker_panel": job.markers,
             "species_analysis": {
                 "predicted_species": job.species if species_ran else None,
                 "confidence": job.results.get("species", {}).get("confidence")

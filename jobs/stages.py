@@ -22,9 +22,7 @@ STAGES: tuple[StageInfo, ...] = (
     StageInfo("access", "Access control", 15, "Checking access"),
     StageInfo("ids", "Intrusion detection", 25, "Scanning for threats"),
     StageInfo("privacy", "Privacy", 35, "Protecting identifiers"),
-    StageInfo(
-        "aml", "Adversarial input check", 45, "Checking for adversarial input", implemented=False
-    ),
+    StageInfo("aml", "Adversarial input check", 45, "Checking for adversarial input"),
     StageInfo("analysis", "Analysis", 60, "Analysing sequences"),
     StageInfo("vault", "Vault", 85, "Encrypting"),
     StageInfo("deletion", "Deletion", 95, "Destroying plaintext"),

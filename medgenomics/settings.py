@@ -178,6 +178,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(MEDGENOMICS_SWEEP_INTERVAL_SECONDS),
     },
     "purge-expired-archives": {"task": "jobs.tasks.purge_expired_archives", "schedule": 3600.0},
+    # Weekly GA run; it publishes a new policy version only if it beats the active one.
+    "optimise-security-policy": {
+        "task": "security.tasks.optimise_policy_task",
+        "schedule": 7 * 24 * 3600.0,
+    },
 }
 CELERY_TASK_DEFAULT_QUEUE = "medgenomics"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -23,6 +23,9 @@ class DeletionCertificateAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(SecurityEvent)
 class SecurityEventAdmin(admin.ModelAdmin):
@@ -47,4 +50,10 @@ class BlockedAddressAdmin(admin.ModelAdmin):
 class SecurityPolicyAdmin(admin.ModelAdmin):
     list_display = ("version", "active", "source", "created_at")
     list_filter = ("active", "source")
-    readonly_fields = ("created_at",)
+
+    def get_readonly_fields(self, request, obj=None):
+        # Jobs record the version they ran under: a stored version's numbers never change.
+        # Admins can switch which version is active, or add a new version.
+        if obj is None:
+            return ("created_at",)
+        return ("version", "source", "parameters", "fitness", "created_at")

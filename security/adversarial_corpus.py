@@ -351,12 +351,12 @@ def adversarial_mutation(
 ) -> tuple[bytes, dict[str, Any]]:
     """Greedy white-box attack: substitute bases until the classifier's answer changes.
 
-    Each step takes the gradient of (p[original] - p[runner-up] + margin) of the mean window
+    Each step takes the gradient of p[original] - p[runner-up] of the mean window
     probabilities with respect to every window's 4-mer counts, scores every single-base
     substitution by the counts it changes (up to four 4-mers out, four in), and applies the
-    best `step_fraction` of the length at once (at most one per 8 letters, so their 4-mers do
-    not interact). It stops when another class leads by `margin` or when `max_fraction` of
-    the letters are mutated. Returns the mutated sequence and what it took.
+    best `step_fraction` of the length at once (no two within four letters of each other, so
+    no 4-mer holds two of them). It stops when another class leads by `margin` or when
+    `max_fraction` of the letters are mutated. Returns the mutated sequence and what it took.
     """
     digits = to_digits(sequence).copy()
     if (digits > 3).any():
@@ -442,7 +442,7 @@ def _substitution_effects(
         shift = 2 * (K - 1 - offset)
         old_column = COLUMN_OF_CODE[old]
         for base in range(4):
-            new = old + ((base - current) << shift)
+            new = np.where(ok, old + ((base - current) << shift), 0)
             delta = gradient[window_of, COLUMN_OF_CODE[new]] - gradient[window_of, old_column]
             change[:, base] += np.where(ok, delta, 0.0)
     change[np.arange(len(digits)), current] = np.inf  # not a substitution

@@ -79,3 +79,24 @@ def wait_for_final(client, job_id: str, *, timeout: float = 60.0) -> dict:
             return body
         time.sleep(0.05)
     raise AssertionError(f"job {job_id} did not finish within {timeout} s: {body}")
+
+
+@pytest.fixture(autouse=True)
+def seeded_marker_panel(request):
+    """Transactional tests flush every table after they run, the seed migration's markers
+    included; put the seeded panel back for tests that use the database."""
+    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker(
+        "django_db"
+    ):
+        yield
+        return
+    request.getfixturevalue("django_db_blocker")
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from analysis.models import MarkerReference
+
+    if not MarkerReference.objects.exists():
+        import_module("analysis.migrations.0002_seed_markers").seed_markers(apps, None)
+    yield

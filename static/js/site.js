@@ -17,3 +17,9 @@
     });
   });
 })();
+
+// Print buttons (the certificate page): shown only when scripts run, no inline handler.
+document.querySelectorAll("[data-print]").forEach((button) => {
+  button.hidden = false;
+  button.addEventListener("click", () => window.print());
+});

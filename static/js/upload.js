@@ -15,7 +15,9 @@
   const allowed = /\.(fa|fasta|fna|fastq|fq)(\.gz)?$/i;
 
   function megabytes(bytes) {
-    return (bytes / 1048576).toFixed(bytes < 1048576 ? 2 : 1) + " MB";
+    if (bytes < 1024) return bytes + " bytes";
+    if (bytes < 1048576) return (bytes / 1024).toFixed(1) + " KB";
+    return (bytes / 1048576).toFixed(1) + " MB";
   }
 
   // The same words as the server's error matrix (DESIGN.md, "Errors").

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -391,3 +393,15 @@ def test_it_feeds_consumers_every_record_in_order_across_batches(monkeypatch):
     assert [number for number, _, _ in consumer.seen] == list(range(1, 302))
     assert [line for _, line, _ in consumer.seen] == list(range(1, 1202, 4))
     assert consumer.seen[-1][2] == "wrapped"
+
+
+def test_it_imports_no_django():
+    code = (
+        "import sys, analysis.parser, analysis.kmers, analysis.composition, analysis.quality, "
+        "analysis.report; print(sorted(name for name in sys.modules if name.startswith('django')))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    output = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "[]"

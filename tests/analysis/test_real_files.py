@@ -142,6 +142,17 @@ def test_it_reports_progress_in_raw_bytes():
     assert seen[-1] == path.stat().st_size
 
 
+def test_it_reports_progress_inside_one_huge_record():
+    genome = (DATA / "genomes_extra/plant/Arabidopsis_lyrata_petraea_chr1.fa").read_bytes()
+    header, _, body = genome.partition(b"\n")
+    data = header + b"\n" + body * 12  # one record of 3.6 MB
+    seen: list[int] = []
+    report = analyse(io.BytesIO(data), on_progress=seen.append)
+    assert report.record_count == 1
+    assert len(seen) >= 3
+    assert seen[-1] == len(data)
+
+
 def test_it_feeds_every_record_to_every_consumer():
     class Collector:
         def __init__(self) -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 
 from jobs import services
 from jobs.consumers import CLOSE_NOT_AUTHENTICATED, CLOSE_NOT_FOUND
 from jobs.models import Job
+from jobs.notify import notify_job_changed
 from jobs.runner import run_until_settled
 from medgenomics.asgi import application
 from tests.conftest import BAD_INPUTS, GENOMES, upload
@@ -23,6 +26,14 @@ from tests.conftest import BAD_INPUTS, GENOMES, upload
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://testserver")
+
+
+@pytest.fixture(autouse=True)
+async def close_the_sync_threads_connections():
+    """The consumer's queries run in asgiref's sync thread; a persistent connection left open
+    there (CONN_MAX_AGE with PostgreSQL) would keep the test database from being dropped."""
+    yield
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
@@ -127,7 +138,8 @@ async def test_the_results_arrive_when_the_job_completes(queued_job_id, owner_cl
     assert 'data-stage-status="done"' in final
     assert 'data-stage-status="running"' not in final
     assert 'data-stage-status="pending"' not in final
-    await listener.disconnect()
+    # Nothing changes after the end: the consumer closes instead of pushing more.
+    assert (await listener.receive_output(timeout=10))["type"] == "websocket.close"
 
 
 async def test_a_failed_job_pushes_the_error_and_a_retry_link(hostile_job_id, owner_client):
@@ -140,6 +152,23 @@ async def test_a_failed_job_pushes_the_error_and_a_retry_link(hostile_job_id, ow
     assert "IDS detected threats" in final
     assert "Upload another file" in final
     assert 'data-stage-status="failed"' in final
+    assert (await listener.receive_output(timeout=10))["type"] == "websocket.close"
+
+
+async def test_an_unchanged_job_is_not_sent_again(queued_job_id, owner_client):
+    listener = communicator(queued_job_id, session_cookie(owner_client))
+    assert (await listener.connect())[0]
+    await listener.receive_from(timeout=10)
+
+    def nudge_then_change() -> None:
+        job = Job.objects.get(pk=queued_job_id)
+        notify_job_changed(job)  # nothing new: nothing is sent
+        services.job_enter_stage(job, stage_name="policy", progress=10, message="Loading policy")
+
+    await database_sync_to_async(nudge_then_change)()
+    # Nudges are handled in order: the first message after them is already the change.
+    assert "Loading policy" in await listener.receive_from(timeout=10)
+    assert await listener.receive_nothing(timeout=0.3)
     await listener.disconnect()
 
 
@@ -151,4 +180,4 @@ async def test_a_late_listener_gets_the_final_state_without_any_notification(
     assert (await listener.connect())[0]
     first = await listener.receive_from(timeout=10)
     assert 'data-status="completed"' in first and "5386 bases" in first
-    await listener.disconnect()
+    assert (await listener.receive_output(timeout=10))["type"] == "websocket.close"

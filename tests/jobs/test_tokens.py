@@ -129,3 +129,21 @@ def test_an_anonymous_upload_is_refused_before_its_body_is_stored(strict_client,
     assert response.status_code == 401
     staging = isolated_data_dir / "staging"
     assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_an_administrator_sees_and_revokes_tokens_but_never_their_secret(
+    client, owner_token, django_user_model
+):
+    administrator = django_user_model.objects.create_superuser("root", password="x" * 20)
+    client.force_login(administrator)
+    listing = client.get("/admin/jobs/apitoken/").content.decode()
+    assert "sequencer script" in listing
+    change_page = client.get(f"/admin/jobs/apitoken/{owner_token.token.pk}/change/")
+    assert owner_token.token.token_hash not in change_page.content.decode()
+    assert client.get("/admin/jobs/apitoken/add/").status_code == 403
+    client.post(
+        "/admin/jobs/apitoken/",
+        {"action": "revoke", "_selected_action": [owner_token.token.pk]},
+    )
+    owner_token.token.refresh_from_db()
+    assert not owner_token.token.is_active

@@ -48,7 +48,7 @@ def test_it_answers_at_once_and_runs_the_job_on_the_worker_pool(owner_client, se
     assert wait_for_final(owner_client, response.json()["job_id"])["status"] == "completed"
 
 
-def test_the_result_keeps_the_seed_shape_and_marks_stages_not_run(owner_client, inline_jobs):
+def test_the_result_keeps_the_seed_shape_with_every_stage_run(owner_client, inline_jobs):
     from tests.conftest import GENOMES
 
     job_id = upload(owner_client, GENOMES / "human" / "human_mtDNA_rCRS.fa").json()["job_id"]
@@ -66,14 +66,22 @@ def test_the_result_keeps_the_seed_shape_and_marks_stages_not_run(owner_client, 
     characteristics = body["results"]["species_analysis"]["sequence_characteristics"]
     assert characteristics["length"] == 16569
     assert characteristics["k_mer_diversity"] == 16569 - 2 - 3  # the N interrupts three windows
-    # Stages that have not landed yet say so, and their values are null, not stand-ins.
     stages = {stage["name"]: stage["status"] for stage in body["results"]["stages"]}
-    assert stages["ids"] == "done" and stages["aml"] == "not run"
-    assert (
-        stages["analysis"] == "done" and stages["vault"] == "done" and stages["deletion"] == "done"
-    )
-    assert body["results"]["genetic_markers"] is None
-    assert body["results"]["species_analysis"]["predicted_species"] is None
+    assert set(stages.values()) == {"done"}
+    assert body["results"]["species_analysis"]["predicted_species"] in {
+        "Human",
+        "Bacterial",
+        "Plant",
+        "Viral",
+        "Unknown",
+    }
+    assert 0 <= body["results"]["species_analysis"]["confidence"] <= 1
+    assert body["results"]["genetic_markers"] == []  # mtDNA holds none of the panel genes
+    panel = {marker["name"]: marker["status"] for marker in body["results"]["marker_panel"]}
+    assert panel["BRCA1"] == "not screened" and panel["HBB"] == "not found"
+    security = body["results"]["security"]
+    assert security["ids_passed"] is True and security["aml_passed"] is True
+    assert 0.5 <= security["security_score"] <= 1
     # The stored file name is a pseudonym, never the real one.
     assert "rCRS" not in body["filename"]
 
@@ -103,3 +111,20 @@ def test_the_public_key_is_served_without_login(client):
     response = client.get("/api/proof/public-key")
     assert response.status_code == 200
     assert b"BEGIN PUBLIC KEY" in response.content
+
+
+def test_the_hbb_marker_is_found_in_the_beta_globin_locus_only(owner_client, inline_jobs):
+    from tests.conftest import GENOMES
+
+    def markers_of(path):
+        job_id = upload(owner_client, path).json()["job_id"]
+        wait_for_final(owner_client, job_id)
+        return owner_client.get(f"/api/result/{job_id}").json()["results"]
+
+    locus = markers_of(GENOMES / "human" / "human_beta_globin_locus_U01317.fa")
+    [hbb] = locus["genetic_markers"]
+    assert hbb["name"] == "HBB" and hbb["containment"] > 0.9
+    assert {"location", "significance", "description"} <= set(hbb)
+    assert locus["species_analysis"]["predicted_species"] == "Human"
+    for name in ("ecoli_lac_operon_J01636.fa", "ecoli_MIIJ01000039_first100kb.fa"):
+        assert markers_of(GENOMES / "bacterial" / name)["genetic_markers"] == []
