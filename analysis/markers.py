@@ -48,6 +48,7 @@ from analysis.kmers import BREAK, DIGIT_TABLE
 from analysis.parser import (
     NUCLEOTIDE_LETTERS,
     WHITESPACE,
+    RecordBatch,
     SequenceFileError,
     SequenceRecord,
     iter_records,
@@ -433,6 +434,15 @@ class MarkerConsumer:
             return  # nothing to screen: every marker is "not screened" whatever the upload
         self._pending.append(record.sequence)
         self._pending_letters += len(record.sequence) + 1
+        if self._pending_letters >= FLUSH_LETTERS:
+            self._scan()
+
+    def add_batch(self, batch: RecordBatch) -> None:
+        """The same as add() for every record of the batch, without record objects."""
+        if not self._kmers:
+            return
+        self._pending.extend(batch.sequences)
+        self._pending_letters += sum(map(len, batch.sequences)) + len(batch.sequences)
         if self._pending_letters >= FLUSH_LETTERS:
             self._scan()
 

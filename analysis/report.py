@@ -126,7 +126,9 @@ def analyse(
 ) -> SequenceReport:
     """Analyse a raw upload (plain or gzip FASTA/FASTQ) in one streaming pass.
 
-    Every record goes to each consumer's `add()`. `on_progress` gets the number of raw
+    Every record goes to each consumer's `add()`, or, when the consumer has `add_batch()`,
+    each RecordBatch as columns (much cheaper for many short reads). `on_progress` gets the
+    number of raw
     (compressed, if gzip) bytes read so far, once per MiB read and once at the end. Raises a
     SequenceFileError subclass for content the analysis refuses: NotSequenceFileError,
     MalformedSequenceError (naming the record and line), FileTooLargeError when the
@@ -144,8 +146,14 @@ def analyse(
     gap_count = 0
     for batch in batches:
         if consumers:
-            records = list(batch.records())
+            records: list[SequenceRecord] | None = None
             for consumer in consumers:
+                add_batch = getattr(consumer, "add_batch", None)
+                if add_batch is not None:
+                    add_batch(batch)  # takes the columns: no record object per read
+                    continue
+                if records is None:
+                    records = list(batch.records())
                 deque(map(consumer.add, records), maxlen=0)  # a C loop over the records
         histogram = composition.add(batch.sequences)
         if quality is not None and batch.qualities is not None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.parser import SequenceRecord
+from analysis.parser import RecordBatch, SequenceRecord
 from analysis.report import RECORD_SUMMARY_LIMIT
 
 CLASSES = ("Human", "Bacterial", "Plant", "Viral")
@@ -179,6 +179,15 @@ class WindowCutter:
             self._pool.append(sequence[whole:])
         self.pending_bytes += length + 1
 
+    def add_short(self, sequences: list[bytes]) -> None:
+        """add() for records shorter than one window: pooled, no prediction of their own."""
+        total = sum(map(len, sequences))
+        self.records += len(sequences)
+        self.letters += total
+        self.pooled_records += len(sequences)
+        self._pool.extend(sequences)
+        self.pending_bytes += total + len(sequences)
+
     def drain(self) -> Iterator[WindowBlock]:
         """Profile the whole windows gathered so far; an incomplete pooled window waits for
         more reads (and is dropped at the end of the file: whole windows only)."""
@@ -318,6 +327,17 @@ class SpeciesConsumer:
 
     def add(self, record: SequenceRecord) -> None:
         self._cutter.add(record)
+        if self._cutter.pending_bytes >= _FLUSH_BYTES:
+            self._profile()
+
+    def add_batch(self, batch: RecordBatch) -> None:
+        """Reads shorter than a window are only pooled, so a batch of them goes in as columns;
+        a batch holding a longer record takes the per-record path (it has few records)."""
+        if max(map(len, batch.sequences), default=0) < WINDOW_LENGTH:
+            self._cutter.add_short(batch.sequences)
+        else:
+            for record in batch.records():
+                self._cutter.add(record)
         if self._cutter.pending_bytes >= _FLUSH_BYTES:
             self._profile()
 
