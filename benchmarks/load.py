@@ -24,7 +24,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from tests.e2e.server import free_port  # noqa: E402
+from tests.e2e.server import celery_worker_command, free_port  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 FILES = sorted(p for p in [*(DATA / "genomes").rglob("*.fa"), *(DATA / "fastq").glob("*.fq")])
@@ -89,24 +89,7 @@ def main() -> None:
     for index in (1, 2):
         processes.append(
             start(
-                [
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "medgenomics",
-                    "worker",
-                    "--pool",
-                    "threads",
-                    "--concurrency",
-                    "2",
-                    "-n",
-                    f"load{index}@%h",
-                    "-Q",
-                    "medgenomics",
-                    "--without-gossip",
-                    "--without-mingle",
-                ],
+                celery_worker_command(f"load{index}"),
                 env,
                 base / f"worker{index}.log",
             )

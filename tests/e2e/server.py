@@ -15,6 +15,15 @@ import httpx
 REPO = Path(__file__).resolve().parents[2]
 
 
+def celery_worker_command(name: str) -> list[str]:
+    """A Celery worker as the scale-out mode runs it (threads pool, the jobs queue)."""
+    return [
+        sys.executable, "-m", "celery", "-A", "medgenomics", "worker", "--pool", "threads",
+        "--concurrency", "2", "-n", f"{name}@%h", "-Q", "medgenomics",
+        "--without-gossip", "--without-mingle", "-l", "INFO",
+    ]  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+
+from tests.e2e.server import celery_worker_command
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -30,26 +31,7 @@ class Worker:
         self.name = name
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "medgenomics",
-                "worker",
-                "--pool",
-                "threads",
-                "--concurrency",
-                "2",
-                "-n",
-                f"{name}@%h",
-                "-Q",
-                "medgenomics",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "INFO",
-            ],
+            celery_worker_command(name),
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
