@@ -205,6 +205,8 @@ def job_fail(
         _destroy_archive(job)
         deleted_at = timezone.now()
         job.transition_to(JobStatus.FAILED)
+        # The plaintext is destroyed here, whatever stage failed: the deletion did happen.
+        _set_stage(job, "deletion", status="done")
         job.error_message = error.kind.message
         job.error_detail = (error.detail or "")[:500]
         job.error_status_code = error.kind.status

@@ -78,14 +78,18 @@ def test_the_archive_of_a_real_job_restores_the_original_bytes(archived, custodi
 
 
 def test_a_gzip_upload_comes_back_as_the_same_gzip_file(
-    owner_client, inline_jobs, custodian_key, outdir, monkeypatch
+    owner_client, inline_jobs, custodian_key, outdir
 ):
     compressed = gzip.compress(PHIX.read_bytes())
     job = run_job(owner_client, PHIX, name="phix.fa.gz", content=compressed)
-    monkeypatch.chdir(outdir)
-    decrypt(job.job_id, custodian_key)
-    restored = outdir / f"{job.filename}.gz"  # the pseudonym, never the real name
+    restored = outdir / "phix.fa.gz"
+    decrypt(job.job_id, custodian_key, "--output", str(restored))
     assert restored.read_bytes() == compressed
+
+
+def test_the_output_file_must_be_named(archived, custodian_key):
+    with pytest.raises(CommandError, match="--output"):
+        decrypt(archived.job_id, custodian_key)
 
 
 def flip(archive: Path, position: int) -> None:
@@ -155,9 +159,11 @@ def test_jobs_without_an_archive_are_explained(owner_client, inline_jobs, custod
     with pytest.raises(CommandError, match="has no archive"):
         decrypt(failed.job_id, custodian_key, "--output", str(outdir / "x"))
     with pytest.raises(CommandError, match="Invalid UUID format"):
-        decrypt("not-a-job", custodian_key)
+        decrypt("not-a-job", custodian_key, "--output", str(outdir / "x"))
     with pytest.raises(CommandError, match="Job ID not found"):
-        decrypt("3f1c2a9e-8d4b-4c61-9a57-2f0e6b1d7c35", custodian_key)
+        decrypt(
+            "3f1c2a9e-8d4b-4c61-9a57-2f0e6b1d7c35", custodian_key, "--output", str(outdir / "x")
+        )
     assert leftovers(outdir) == []
 
 

@@ -42,19 +42,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--output",
             type=Path,
-            help="file to write (default: the job's pseudonymous file name in the current "
-            "directory, with .gz added when the upload was gzip)",
+            required=True,
+            # Required: restored plaintext must land where the custodian chose, never by
+            # default in whatever directory the command happened to run from.
+            help="file to write the restored original bytes to",
         )
         parser.add_argument("--force", action="store_true", help="replace --output if it exists")
 
-    def handle(self, *args, job: str, sk: Path, output: Path | None, force: bool, **options):
+    def handle(self, *args, job: str, sk: Path, output: Path, force: bool, **options):
         record = self._job(job)
         archive_path = self._archive_path(record)
         expected_sha256, expected_length, recipients = self._expected(record)
         secret_key = self._secret_key(sk)
 
-        default_name = output is None
-        target = Path(output) if output is not None else Path.cwd() / record.filename
+        target = Path(output)
         if target.exists() and not force:
             raise CommandError(f"{target} exists; choose another --output or pass --force")
         # Plaintext goes to a private temporary file beside the target and is renamed into
@@ -73,10 +74,6 @@ class Command(BaseCommand):
                 )
                 out.flush()
                 os.fsync(out.fileno())
-            if default_name and _starts_with(temporary, GZIP_MAGIC):
-                target = target.with_name(target.name + ".gz")
-                if target.exists() and not force:
-                    raise CommandError(f"{target} exists; choose another --output or pass --force")
             os.replace(temporary, target)
         except vault.ArchiveKeyError as exc:
             if keys.fingerprint(sodium.derive_pk(secret_key)) in recipients:
