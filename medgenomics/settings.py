@@ -236,6 +236,8 @@ MEDGENOMICS_PSEUDONYM_SECRET = env("MEDGENOMICS_PSEUDONYM_SECRET")
 MEDGENOMICS_ZSTD_LEVEL = env_int("MEDGENOMICS_ZSTD_LEVEL", 3)
 MEDGENOMICS_RETENTION_DAYS = env_int("MEDGENOMICS_RETENTION_DAYS", 7)
 MEDGENOMICS_ISSUER = env("MEDGENOMICS_ISSUER") or "MedGenomics"
+# The site's address as others reach it (certificate QR codes), e.g. https://genomics.example.org
+MEDGENOMICS_PUBLIC_URL = env("MEDGENOMICS_PUBLIC_URL") or ""
 
 # --- Logging: JSON lines with job ids, never file content or names ------------------------
 LOGGING = {

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
@@ -274,8 +275,13 @@ def _certificate(job: Job) -> DeletionCertificate:
 
 
 def verification_url(request: HttpRequest, certificate: DeletionCertificate) -> str:
-    """Absolute URL of the public verification page for this certificate (its QR code)."""
-    page = request.build_absolute_uri(reverse("security:verify"))
+    """Absolute URL of the public verification page for this certificate (its QR code).
+
+    MEDGENOMICS_PUBLIC_URL names the site as the world reaches it (behind a proxy the request's
+    own host is an internal one); without it, the request's host is used."""
+    public = settings.MEDGENOMICS_PUBLIC_URL
+    path = reverse("security:verify")
+    page = public.rstrip("/") + path if public else request.build_absolute_uri(path)
     return f"{page}?{pdf.verification_query(certificate)}"
 
 

@@ -190,3 +190,14 @@ def test_rendering_never_touches_the_network():
         listener.join()
         server.close()
     assert connections == []
+
+
+def test_the_qr_link_uses_the_public_address_when_configured(settings, rf):
+    from types import SimpleNamespace
+
+    from security.views import verification_url
+
+    settings.MEDGENOMICS_PUBLIC_URL = "https://genomics.example.org/"
+    certificate = SimpleNamespace(certificate_id="abc", signature="sig")
+    url = verification_url(rf.get("/"), certificate)
+    assert url.startswith("https://genomics.example.org/verify/?")
