@@ -155,6 +155,9 @@ def stage_ids(context: PipelineContext) -> None:
     job.ids_passed = report.passed
     if report.passed:
         return
+    # Kept on the failed job (fixed signature labels, record and line numbers only) so the
+    # owner sees every finding, not only those named in the error detail.
+    job.results = {"ids": report.to_dict()}
     events_record(
         findings=report.findings,
         stage="ids",

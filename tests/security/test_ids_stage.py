@@ -38,6 +38,9 @@ def test_an_injection_header_fails_the_job_on_record_1_only(owner_client, inline
 
     job = Job.objects.get(pk=job_id)
     assert job.ids_passed is False and job.policy_version == 1
+    page = owner_client.get(f"/jobs/{job_id}/").content.decode()
+    assert f"All {len(job.results['ids']['findings'])} findings" in page
+    assert "pwned" not in page  # the page lists signature labels, never the header
     events = list(SecurityEvent.objects.filter(job=job))
     assert events and {event.record for event in events} == {1}
     assert all(event.user == job.owner and event.source_ip == "127.0.0.1" for event in events)
