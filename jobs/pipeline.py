@@ -25,6 +25,7 @@ from django.utils import timezone
 from analysis.markers import MarkerConsumer
 from analysis.panel import marker_panel
 from analysis.parser import (
+    FileTooLargeError,
     NotSequenceFileError,
     SequenceFileError,
     iter_records,
@@ -90,42 +91,39 @@ class PipelineContext:
 # --- stages ------------------------------------------------------------------------------
 
 
+class _HashingReader:
+    """Passes reads through, hashing and counting every byte that goes by."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+        self.digest = hashlib.sha256()
+        self.length = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.source.read(size)
+        self.digest.update(chunk)
+        self.length += len(chunk)
+        return chunk
+
+    def readinto(self, buffer) -> int:
+        chunk = self.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
 def stage_validation(context: PipelineContext) -> None:
     """Read the staged upload once: its SHA-256 and length, the decompressed size against the
     limit, gzip integrity, and that the content is FASTA/FASTQ."""
-    digest = hashlib.sha256()
-    length = 0
-
-    class HashingReader:
-        def __init__(self, source: BinaryIO) -> None:
-            self.source = source
-
-        def read(self, size: int = -1) -> bytes:
-            nonlocal length
-            chunk = self.source.read(size)
-            digest.update(chunk)
-            length += len(chunk)
-            return chunk
-
-        def readinto(self, buffer) -> int:
-            chunk = self.read(len(buffer))
-            buffer[: len(chunk)] = chunk
-            return len(chunk)
-
-    limit = settings.MEDGENOMICS_MAX_UPLOAD_BYTES
     with context.open_upload() as upload:
-        decompressed = open_decompressed(HashingReader(upload))
-        head = decompressed.read(4096)
-        context.job.file_format = sniff_format(head)
-        size = len(head)
-        while chunk := decompressed.read(READ_SIZE):
-            size += len(chunk)
-            if size > limit:
-                raise errors.JobError(errors.FILE_TOO_LARGE)
-        while upload_rest := HashingReader(upload).read(READ_SIZE):  # bytes after gzip's end
-            del upload_rest
-    context.plaintext_sha256 = digest.hexdigest()
-    context.plaintext_length = length
+        raw = _HashingReader(upload)
+        decompressed = open_decompressed(raw, max_bytes=settings.MEDGENOMICS_MAX_UPLOAD_BYTES)
+        context.job.file_format = sniff_format(decompressed.read(4096))
+        while decompressed.read(READ_SIZE):
+            pass
+        while raw.read(READ_SIZE):  # bytes after the end of the gzip stream are hashed too
+            pass
+    context.plaintext_sha256 = raw.digest.hexdigest()
+    context.plaintext_length = raw.length
 
 
 def stage_policy(context: PipelineContext) -> None:
@@ -365,35 +363,34 @@ def run_stage(context: PipelineContext, stage_name: str) -> None:
     started = time.perf_counter()
     try:
         implementation(context)
-    except SequenceFileError as exc:
+    except Exception as exc:
         services.job_leave_stage(
             job, stage_name=stage_name, status="failed", duration_ms=_ms(started)
         )
-        kind = (
-            errors.NOT_SEQUENCE_FILE if isinstance(exc, NotSequenceFileError) else errors.MALFORMED
-        )
-        raise errors.JobError(kind, exc.detail) from exc
-    except staging.StagingIntegrityError as exc:
-        services.job_leave_stage(
-            job, stage_name=stage_name, status="failed", duration_ms=_ms(started)
-        )
-        raise errors.JobError(
-            errors.ENCRYPTION_FAILED, "the staged upload failed its integrity check"
-        ) from exc
-    except OSError as exc:
-        services.job_leave_stage(
-            job, stage_name=stage_name, status="failed", duration_ms=_ms(started)
-        )
-        raise errors.JobError(
-            errors.STORAGE_FULL, "the storage area could not be read or written"
-        ) from exc
-    except Exception:
-        services.job_leave_stage(
-            job, stage_name=stage_name, status="failed", duration_ms=_ms(started)
-        )
-        raise
+        failure = _matrix_error(exc)
+        if failure is None:
+            raise
+        raise failure from exc
     services.job_leave_stage(job, stage_name=stage_name, status="done", duration_ms=_ms(started))
     STAGE_SECONDS.labels(stage=stage_name).observe(time.perf_counter() - started)
+
+
+def _matrix_error(exc: Exception) -> errors.JobError | None:
+    """The matrix error for a failure the cores raise; None for a JobError (already one) or
+    anything unexpected, which the caller re-raises as it is."""
+    if isinstance(exc, FileTooLargeError):
+        return errors.JobError(errors.FILE_TOO_LARGE)
+    if isinstance(exc, NotSequenceFileError):
+        return errors.JobError(errors.NOT_SEQUENCE_FILE, exc.detail)
+    if isinstance(exc, SequenceFileError):
+        return errors.JobError(errors.MALFORMED, exc.detail)
+    if isinstance(exc, staging.StagingIntegrityError):
+        return errors.JobError(
+            errors.ENCRYPTION_FAILED, "the staged upload failed its integrity check"
+        )
+    if isinstance(exc, OSError):
+        return errors.JobError(errors.STORAGE_FULL, "the storage area could not be read or written")
+    return None
 
 
 def _unwrap(job: Job) -> bytes:

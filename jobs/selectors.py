@@ -62,10 +62,6 @@ def status_document(job: Job) -> dict:
     return document
 
 
-def _stage_ran(job: Job, name: str) -> bool:
-    return any(entry["name"] == name and entry["status"] == "done" for entry in job.stages)
-
-
 def result_document(job: Job) -> dict:
     """The seed's nested shape, with more beside it. Values of stages that did not run are
     null, never a stand-in."""

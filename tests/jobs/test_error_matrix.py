@@ -170,3 +170,19 @@ def test_a_truncated_gzip_is_refused_at_upload(owner_client, isolated_data_dir):
     )
     assert "truncated gzip" in body["detail"]
     assert staging_files(isolated_data_dir) == []
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_the_validation_stage_enforces_the_limit_too(owner_client, settings, compress):
+    """A job staged under a larger limit (or by another route) is checked again when it runs."""
+    from jobs.runner import run_until_settled
+
+    settings.MEDGENOMICS_JOB_RUNNER = "none"
+    content = MTDNA.read_bytes()
+    content = gzip.compress(content) if compress else content
+    job_id = upload(owner_client, MTDNA, name="mt.fa", content=content).json()["job_id"]
+    settings.MEDGENOMICS_MAX_UPLOAD_BYTES = 10_000
+    run_until_settled(job_id)
+    status = owner_client.get(f"/api/status/{job_id}").json()
+    assert status["status"] == "failed" and status["message"] == "File exceeds 50MB limit"
+    assert_error(owner_client.get(f"/api/result/{job_id}"), 400, "File exceeds 50MB limit")
